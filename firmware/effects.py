@@ -1,0 +1,117 @@
+"""Effects: what the phone state machine asks the rest of the firmware to do.
+
+``firmware.phone.step`` returns them as data; the daemon carries them out, in order, by posting to the
+part that owns the hardware, the SIP stack, the timers or the MQTT outbox. None of them blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from firmware.commands import Reply
+from firmware.events import Event
+
+ToneKind = Literal["dial", "ringback", "busy", "error"]
+RingPattern = Literal["normal", "click_to_call"]
+LedName = Literal["line", "message"]
+LedMode = Literal["off", "on", "blink"]
+
+
+@dataclass(frozen=True)
+class PlayTone:
+    """Play ``kind`` in the earpiece, replacing any tone playing; None stops the tone."""
+
+    kind: ToneKind | None
+
+
+@dataclass(frozen=True)
+class Ring:
+    """Ring the ringer with ``pattern``; None silences it."""
+
+    pattern: RingPattern | None
+
+
+@dataclass(frozen=True)
+class SetLed:
+    led: LedName
+    mode: LedMode
+
+
+@dataclass(frozen=True)
+class ShowText:
+    """Show ``text`` on the display line; an empty text clears it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PlaceCall:
+    """Call ``number``; the SIP stack reports on this call under ``call_id``."""
+
+    call_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class AnswerCall:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """Hang up, cancel or reject ``call_id``; ``code`` is the SIP status of a rejection (e.g. 486)."""
+
+    call_id: str
+    code: int | None = None
+
+
+@dataclass(frozen=True)
+class SendDtmf:
+    call_id: str
+    digit: str
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Post ``TimerFired(name)`` after ``seconds``; replaces a pending timer of the same name."""
+
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    """Forget the pending timer ``name``, if any (a firing already posted may still arrive)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Store ``event`` in the outbox for the CRM."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class SendReply:
+    """Answer the remote command that carried ``reply.request_id``."""
+
+    reply: Reply
+
+
+Effect = (
+    PlayTone
+    | Ring
+    | SetLed
+    | ShowText
+    | PlaceCall
+    | AnswerCall
+    | EndCall
+    | SendDtmf
+    | StartTimer
+    | CancelTimer
+    | Emit
+    | SendReply
+)
