@@ -1,0 +1,143 @@
+"""mosquitto 2 as a test broker: 127.0.0.1, a free port, its own scratch directory and config.
+
+Optional password file (users hashed with ``mosquitto_passwd``) and ACL. Persistence is on, so
+``stop()`` + ``start()`` (or ``restart()``) keeps sessions, queued messages and retained messages
+like a real broker outage would. ``kill()`` stops it without a chance to save.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+logger = logging.getLogger(__name__)
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+HOST = "127.0.0.1"
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Mosquitto:
+    """One broker instance. ``users`` maps user names to passwords; ``acl`` is an ACL file's text."""
+
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.host = HOST
+        self.port = port or _free_tcp_port()
+        self.dir = scratch
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "mosquitto.log"
+        self.config_path = self.dir / "mosquitto.conf"
+        self._proc: subprocess.Popen[bytes] | None = None
+        lines = [
+            f"listener {self.port} {self.host}",
+            "persistence true",
+            f"persistence_location {self.dir}/",
+            "autosave_interval 0",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            "max_queued_messages 10000",
+        ]
+        if users:
+            passwd = self.dir / "passwd"
+            passwd.write_text("")
+            for name, password in users.items():
+                subprocess.run([MOSQUITTO_PASSWD, "-b", str(passwd), name, password], check=True)
+            os.chmod(passwd, 0o600)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
+        if acl is not None:
+            acl_path = self.dir / "acl"
+            acl_path.write_text(acl)
+            os.chmod(acl_path, 0o600)
+            lines.append(f"acl_file {acl_path}")
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        self._proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "stderr.log", "ab"),  # noqa: SIM115 - owned by the child
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self._proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout} s:\n{self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Orderly stop (SIGTERM): mosquitto saves its persistence database first."""
+        self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        self._end(signal.SIGKILL, 5.0)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _end(self, sig: int, timeout: float) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running anonymous broker; tests that want users/ACL build their own ``Mosquitto``."""
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
