@@ -1,0 +1,312 @@
+"""The phone's configuration: a TOML file checked against a schema, held as frozen dataclasses.
+
+``load_config(path)`` reads and checks a file, ``parse_config(data)`` checks an already parsed table.
+Both raise one ``ConfigError`` listing every problem at once, each naming its key. The schema is the
+section dataclasses below: each field's metadata holds its check, its default is the key's default and
+a field without a default is a required key. ``render_config`` (``firmware.config_render``) shows a
+config back as TOML with its secrets masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+from firmware import config_values as check
+from firmware.config_values import Invalid, Secret
+
+__all__ = [
+    "KNOWN_BOARDS",
+    "AudioConfig",
+    "BoardConfig",
+    "Config",
+    "ConfigError",
+    "DeviceConfig",
+    "DialplanConfig",
+    "LogConfig",
+    "MqttConfig",
+    "Secret",
+    "SimConfig",
+    "SipConfig",
+    "StorageConfig",
+    "load_config",
+    "parse_config",
+    "render_config",
+]
+
+KNOWN_BOARDS = ("sim", "rpi-v1")
+PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
+DEFAULT_STORAGE_DIR = Path("/var/lib/deskphone")
+NO_SECRET = Secret("")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
+CODEC = check.string(r"[A-Za-z0-9_-]+/\d+", "NAME/RATE, e.g. 'PCMA/8000'")
+SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece.raw", "asoundrc": "asoundrc"}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``errors`` lists every problem, each starting with its key."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        count = f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"
+        super().__init__(f"invalid configuration ({count}):\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: Annotated[str, check.string(r"[a-z0-9_-]{1,64}", "1-64 lowercase letters, digits, '-' or '_'")]
+    name: Annotated[str, check.string()] = ""
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    name: Annotated[str, check.one_of(*KNOWN_BOARDS)] = "sim"
+    pin_factory: Annotated[str, check.one_of(*PIN_FACTORIES)] = "mock"  # "lgpio" unless the board is sim
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The simulated board; default paths lie in ``storage.dir``."""
+
+    control_socket: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR / "sim.sock"
+    mic_file: Annotated[Path | None, check.path] = None
+    earpiece_file: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR / "earpiece.raw"
+    asoundrc: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR / "asoundrc"
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    registrar: Annotated[str, check.host_and_port]
+    user: Annotated[str, check.string(r"[^\s@:]+", "a user name without spaces, '@' or ':'")]
+    password: Annotated[Secret, check.secret]
+    domain: Annotated[str, check.host] = ""  # empty in the file: the registrar's host
+    auth_user: Annotated[str, check.string()] = ""  # empty in the file: ``user``
+    display_name: Annotated[str, check.string()] = ""
+    transport: Annotated[str, check.one_of("udp", "tcp", "tls")] = "udp"
+    local_port: Annotated[int, check.integer(0, 65535)] = 5060
+    bind_address: Annotated[str, check.string()] = ""
+    media_port: Annotated[int, check.integer(0, 65535)] = 4000
+    register_expiry_s: Annotated[int, check.integer(60, 86400)] = 300
+    retry_interval_s: Annotated[int, check.integer(1, 300)] = 5
+    codecs: Annotated[tuple[str, ...], check.array(CODEC, min_items=1)] = (
+        "G722/16000",
+        "PCMA/8000",
+        "PCMU/8000",
+    )
+    tls_ca_file: Annotated[Path | None, check.path] = None
+    tls_verify_server: Annotated[bool, check.boolean] = True
+    trusted_pbx: Annotated[tuple[str, ...], check.array(check.host)] = ()
+    do_not_disturb: Annotated[bool, check.boolean] = False
+
+    @property
+    def registrar_host(self) -> str:
+        return check.split_host_port(self.registrar)[0]
+
+    @property
+    def registrar_port(self) -> int | None:
+        return check.split_host_port(self.registrar)[1]
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    capture_device: Annotated[str, check.string()] = ""  # empty: the board's default
+    playback_device: Annotated[str, check.string()] = ""
+    mixer_control: Annotated[str, check.string()] = ""
+    volume_percent: Annotated[int, check.integer(0, 100)] = 70
+    sample_rate: Annotated[int, check.one_of(8000, 16000, 48000)] = 16000
+    frame_ms: Annotated[int, check.one_of(10, 20, 40)] = 20
+    tone_plan: Annotated[str, check.one_of("eu", "us", "ru")] = "eu"
+
+
+@dataclass(frozen=True)
+class DialplanConfig:
+    interdigit_timeout_s: Annotated[float, check.number(1, 30)] = 4.0
+    digit_map: Annotated[str, check.digit_map] = ""  # empty: numbers go on '#' or the timeout
+    redial_key: Annotated[str, check.keypad_key_or_empty] = "#"  # as the first key: redial the last number
+    max_digits: Annotated[int, check.integer(1, 64)] = 32
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: Annotated[bool, check.boolean] = False
+    host: Annotated[str, check.string()] = ""
+    port: Annotated[int, check.integer(1, 65535)] = 1883
+    username: Annotated[str, check.string()] = ""
+    password: Annotated[Secret, check.secret] = NO_SECRET
+    tls: Annotated[bool, check.boolean] = False
+    ca_file: Annotated[Path | None, check.path] = None
+    client_cert: Annotated[Path | None, check.path] = None
+    client_key: Annotated[Path | None, check.path] = None
+    topic_prefix: Annotated[str, check.topic_prefix] = "deskphone"
+    keepalive_s: Annotated[int, check.integer(5, 3600)] = 30
+    session_expiry_s: Annotated[int, check.integer(0, 4294967295)] = 3600
+    outbox_max_events: Annotated[int, check.integer(1)] = 10000
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    dir: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig
+    sip: SipConfig
+    board: BoardConfig = field(default_factory=BoardConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    dialplan: DialplanConfig = field(default_factory=DialplanConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "device": DeviceConfig,
+    "board": BoardConfig,
+    "sim": SimConfig,
+    "sip": SipConfig,
+    "audio": AudioConfig,
+    "dialplan": DialplanConfig,
+    "mqtt": MqttConfig,
+    "storage": StorageConfig,
+    "log": LogConfig,
+}
+
+_PATH_KEYS = {
+    "storage": ("dir",),
+    "sim": ("control_socket", "mic_file", "earpiece_file", "asoundrc"),
+    "sip": ("tls_ca_file",),
+    "mqtt": ("ca_file", "client_cert", "client_key"),
+}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check the TOML file at ``path``; relative paths in it are taken from its directory."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
+    return parse_config(data, base_dir=path.resolve().parent)
+
+
+def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> Config:
+    """Check a parsed TOML table; relative paths are resolved against ``base_dir`` when given."""
+    errors: list[str] = []
+    given: dict[str, dict[str, Any]] = {}
+    checked: dict[str, dict[str, Any]] = {}
+    for section_name, table in data.items():
+        if section_name not in SECTIONS:
+            errors.append(f"{section_name}: unknown section{_suggestion(section_name, SECTIONS)}")
+        elif not isinstance(table, dict):
+            errors.append(f"{section_name}: must be a table, got {check.type_name(table)}")
+        else:
+            given[section_name] = table
+            checked[section_name] = _check_section(section_name, table, errors)
+    values = {name: _with_defaults(name, checked.get(name, {}), errors) for name in SECTIONS}
+    for section_name in SECTIONS:
+        if section_name in given or section_name not in data:
+            _require(section_name, given.get(section_name, {}), errors)
+    _derive_defaults(values, given)
+    _resolve_paths(values, base_dir)
+    _check_across_sections(values, errors)
+    if errors:
+        raise ConfigError(errors)
+    return Config(**{name: SECTIONS[name](**section) for name, section in values.items()})
+
+
+def render_config(config: Config, show_secrets: bool = False) -> str:
+    from firmware.config_render import render_config as render
+
+    return render(config, show_secrets=show_secrets)
+
+
+def _suggestion(word: str, known: object) -> str:
+    matches = difflib.get_close_matches(word, list(known), n=1)  # type: ignore[call-overload]
+    return f", did you mean '{matches[0]}'?" if matches else ""
+
+
+def _checks(section: type) -> dict[str, check.Check]:
+    """The check of every key of a section: the metadata of its ``Annotated`` type."""
+    hints = get_type_hints(section, include_extras=True)
+    return {f.name: hints[f.name].__metadata__[0] for f in dataclasses.fields(section)}
+
+
+def _check_section(section_name: str, table: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    checks = _checks(SECTIONS[section_name])
+    checked: dict[str, Any] = {}
+    for key, raw in table.items():
+        if key not in checks:
+            errors.append(f"{section_name}.{key}: unknown key{_suggestion(key, checks)}")
+            continue
+        try:
+            checked[key] = checks[key](raw)
+        except Invalid as error:
+            errors.append(f"{section_name}.{key}: {error}")
+    return checked
+
+
+def _with_defaults(section_name: str, checked: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    values = dict(checked)
+    for f in dataclasses.fields(SECTIONS[section_name]):
+        if f.name not in values:
+            values[f.name] = None if f.default is dataclasses.MISSING else f.default
+    return values
+
+
+def _require(section_name: str, table: dict[str, Any], errors: list[str]) -> None:
+    for f in dataclasses.fields(SECTIONS[section_name]):
+        if f.default is dataclasses.MISSING and f.name not in table:
+            errors.append(f"{section_name}.{f.name}: required key is missing")
+
+
+def _derive_defaults(values: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]]) -> None:
+    """Fill the defaults that depend on other keys, where the file leaves them out or empty."""
+    board, sip, sim = values["board"], values["sip"], values["sim"]
+    if "pin_factory" not in given.get("board", {}):
+        board["pin_factory"] = "mock" if board["name"] == "sim" else "lgpio"
+    if not sip["domain"] and sip["registrar"]:
+        sip["domain"] = check.split_host_port(sip["registrar"])[0]
+    if not sip["auth_user"] and sip["user"]:
+        sip["auth_user"] = sip["user"]
+    storage_dir = values["storage"]["dir"] or DEFAULT_STORAGE_DIR
+    values["storage"]["dir"] = storage_dir
+    for key, file_name in SIM_FILES_IN_STORAGE.items():
+        if sim[key] is None or key not in given.get("sim", {}):
+            sim[key] = storage_dir / file_name
+
+
+def _resolve_paths(values: dict[str, dict[str, Any]], base_dir: Path | None) -> None:
+    if base_dir is None:
+        return
+    for section_name, keys in _PATH_KEYS.items():
+        for key in keys:
+            value = values[section_name][key]
+            if isinstance(value, Path) and not value.is_absolute():
+                values[section_name][key] = base_dir / value
+
+
+def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str]) -> None:
+    board, mqtt = values["board"], values["mqtt"]
+    if board["name"] == "sim" and board["pin_factory"] != "mock":
+        errors.append(f"board.pin_factory: the sim board runs on mock pins, got {board['pin_factory']!r}")
+    if mqtt["enabled"] and not mqtt["host"]:
+        errors.append("mqtt.host: required when mqtt.enabled is true")
+    if mqtt["client_cert"] and not mqtt["client_key"]:
+        errors.append("mqtt.client_key: required when mqtt.client_cert is set")
+    if mqtt["client_key"] and not mqtt["client_cert"]:
+        errors.append("mqtt.client_cert: required when mqtt.client_key is set")
