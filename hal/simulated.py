@@ -165,19 +165,24 @@ class SimulatedPanel:
     # -- what a person sees and hears -------------------------------------------------------------------
 
     def read_leds(self) -> dict[str, str]:
-        """Each LED as seen: "on", "off", or "blink" once it has changed twice within 1.5 blink periods
-        (a blink that has only just started reads "on"; on plain MockPins there is no "blink")."""
-        window = (self._board.led_blink_on_s + self._board.led_blink_off_s) * 1.5
-        return {name: self._seen(pin, window) for name, pin in self._leds.items()}
+        """Each LED as seen: "on", "off", or "blink" once it has toggled at the board's blink rate.
+
+        A blink that has only just started reads "on" until its first toggle; on plain MockPins (not
+        :class:`PanelPin`) there is no "blink"."""
+        return {name: self._seen(pin) for name, pin in self._leds.items()}
 
     def ringer_on(self) -> bool:
         """True while the buzzer sounds (it is silent in the pauses of a ring cadence)."""
         return bool(self._ringer.state)
 
-    @staticmethod
-    def _seen(pin: MockPin, window: float) -> str:
-        if isinstance(pin, PanelPin):
-            now = time.monotonic()
-            if sum(1 for t in pin.change_times if now - t <= window) >= 2:
-                return "blink"
+    def _seen(self, pin: MockPin) -> str:
+        if isinstance(pin, PanelPin) and self._blinking(list(pin.change_times)):
+            return "blink"
         return "on" if pin.state else "off"
+
+    def _blinking(self, changes: list[float]) -> bool:
+        on_s, off_s = self._board.led_blink_on_s, self._board.led_blink_off_s
+        if len(changes) < 2 or time.monotonic() - changes[-1] > 1.5 * max(on_s, off_s):
+            return False
+        gap = changes[-1] - changes[-2]
+        return any(0.5 * period <= gap <= 1.5 * period for period in (on_s, off_s) if period > 0)
