@@ -1,0 +1,468 @@
+"""The user agent: one ``sip`` thread owns the pjsua2 Endpoint and every Account and Call.
+
+Threads:
+- ``sip`` (ours): creates, runs and destroys the Endpoint; pumps ``libHandleEvents`` (pjsua2 runs
+  with ``threadCnt=0``, so SIP timers and transports are polled here); runs the jobs that the
+  public methods post; calls ``on_event`` (which must be cheap: the firmware posts to a queue).
+- pjmedia clock (pjsua2, null sound device): calls the ``BridgePort`` every ``frame_ms``; moves
+  frames only.
+- pjmedia worker (pjsua2, ``medConfig.threadCnt=1``): receives RTP; never calls Python.
+- The caller's threads: the public methods only put a job on a queue and return.
+
+Call objects are held in a registry keyed by our call id and dropped on the ``sip`` thread after
+DISCONNECTED; everything is collected before ``libDestroy``.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pjsua2 as pj
+
+from sip_stack import events, sipmsg
+from sip_stack.audio_bridge import AudioBridge, BridgePort
+from sip_stack.calls import SipAccount, SipCall
+from sip_stack.pjlog import PjLogWriter
+from sip_stack.settings import SipSettings
+from sip_stack.tones import TONE_KINDS, tone_for
+
+logger = logging.getLogger(__name__)
+
+_PUMP_MS = 10
+_STOP_GRACE_S = 2.0
+_TRANSPORTS = {
+    "udp": pj.PJSIP_TRANSPORT_UDP,
+    "tcp": pj.PJSIP_TRANSPORT_TCP,
+    "tls": pj.PJSIP_TRANSPORT_TLS,
+}
+
+EventCallback = Callable[[events.SipEvent], None]
+
+
+class UserAgent:
+    """A SIP phone line on pjsua2. Public methods are non-blocking and safe from any thread."""
+
+    def __init__(self, settings: SipSettings, on_event: EventCallback) -> None:
+        self.settings = settings
+        self.audio = AudioBridge(settings.clock_rate, settings.frame_ms)
+        self._on_event = on_event
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._running = False
+        self._incoming_ids = itertools.count(1)
+        self._status_lock = threading.Lock()
+        self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
+        # Owned by the sip thread only:
+        self._ep: pj.Endpoint | None = None
+        self._account: SipAccount | None = None
+        self._calls: dict[str, SipCall] = {}
+        self._port: BridgePort | None = None
+        self._tone_gen: pj.ToneGenerator | None = None
+        self._log_writer: PjLogWriter | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the ``sip`` thread and wait until the endpoint runs (registration goes on)."""
+        if self._thread is not None:
+            raise RuntimeError("user agent already started")
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError("SIP stack did not start in time")
+        if self._start_error is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            raise RuntimeError(f"SIP stack failed to start: {self._start_error}") from self._start_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Hang up every call, unregister, destroy the endpoint and join the ``sip`` thread."""
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("sip thread did not stop within %.1fs", timeout)
+        self._thread = None
+
+    # ---- requests (any thread) ---------------------------------------------------------------
+    def make_call(self, call_id: str, number: str) -> None:
+        self._post(lambda: self._do_make_call(call_id, number))
+
+    def answer(self, call_id: str) -> None:
+        self._post(lambda: self._do_answer(call_id))
+
+    def hangup(self, call_id: str, code: int | None = None) -> None:
+        """End a call; for an unanswered incoming call ``code`` (e.g. 486) is the rejection."""
+        self._post(lambda: self._do_hangup(call_id, code))
+
+    def send_dtmf(self, call_id: str, digits: str) -> None:
+        self._post(lambda: self._do_send_dtmf(call_id, digits))
+
+    def play_tone(self, kind: str | None) -> None:
+        """Play a local tone into the earpiece path ("dial", "ringback", "busy", "error"); None stops."""
+        if kind is not None and kind not in TONE_KINDS:
+            raise ValueError(f"unknown tone {kind!r}")
+        self._post(lambda: self._do_play_tone(kind))
+
+    def status(self) -> dict[str, Any]:
+        with self._status_lock:
+            snapshot = dict(self._status)
+            snapshot["calls"] = dict(self._status["calls"])
+        snapshot["audio"] = self.audio.counters()
+        return snapshot
+
+    def _post(self, job: Callable[[], None]) -> None:
+        if not self._running:
+            logger.warning("SIP stack not running; request dropped")
+            return
+        self._jobs.put(job)
+
+    # ---- the sip thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._create_endpoint()
+        except Exception as exc:  # pjsua2.Error is not an Exception subclass in every build
+            logger.error("SIP stack failed to start: %s", _error_text(exc))
+            self._start_error = exc
+            self._running = False
+            self._destroy_endpoint()
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            self._loop()
+        finally:
+            self._running = False
+            self._shutdown()
+
+    def _loop(self) -> None:
+        assert self._ep is not None
+        while True:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    return
+                try:
+                    job()
+                except Exception as exc:
+                    logger.exception("SIP job failed: %s", _error_text(exc))
+            self._ep.libHandleEvents(_PUMP_MS)
+
+    def _create_endpoint(self) -> None:
+        s = self.settings
+        ep = pj.Endpoint()
+        self._ep = ep
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = s.user_agent
+        cfg.uaConfig.maxCalls = 4
+        self._log_writer = PjLogWriter()
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = s.log_level
+        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.msgLogging = s.log_level >= 4
+        cfg.logConfig.decor = 0
+        cfg.medConfig.clockRate = s.clock_rate
+        cfg.medConfig.sndClockRate = s.clock_rate
+        cfg.medConfig.audioFramePtime = s.frame_ms
+        cfg.medConfig.channelCount = 1
+        cfg.medConfig.threadCnt = 1
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        ep.libInit(cfg)
+
+        tcfg = pj.TransportConfig()
+        tcfg.port = s.local_port
+        if s.bind_address:
+            tcfg.boundAddress = s.bind_address
+            tcfg.publicAddress = s.bind_address
+        if s.transport == "tls":
+            tcfg.tlsConfig.CaListFile = s.tls_ca_file
+            tcfg.tlsConfig.verifyServer = s.tls_verify_server
+        ep.transportCreate(_TRANSPORTS[s.transport], tcfg)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        self._set_codecs()
+
+        self._port = BridgePort(self.audio)
+        self._port.create()
+        self._tone_gen = pj.ToneGenerator()
+        self._tone_gen.createToneGenerator(s.clock_rate, 1)
+        self._tone_gen.startTransmit(self._port)
+
+        self._account = SipAccount(self)
+        self._account.create(self._account_config())
+        logger.info(
+            "SIP stack started: %s@%s via %s (%s), bind %s",
+            s.user, s.sip_domain, s.registrar, s.transport, s.bind_address or "*",
+        )  # fmt: skip
+
+    def _set_codecs(self) -> None:
+        assert self._ep is not None
+        wanted = [c.lower() for c in self.settings.codecs]
+        enabled = []
+        for codec in self._ep.codecEnum2():
+            cid = codec.codecId
+            prio = 0
+            for rank, name in enumerate(wanted):
+                if cid.lower().startswith(name):
+                    prio = 250 - rank
+                    break
+            self._ep.codecSetPriority(cid, prio)
+            if prio:
+                enabled.append(cid)
+        logger.info("codecs enabled: %s", ", ".join(enabled) or "none")
+
+    def _account_config(self) -> pj.AccountConfig:
+        s = self.settings
+        params = s.uri_params()
+        acfg = pj.AccountConfig()
+        display = f'"{s.display_name}" ' if s.display_name else ""
+        acfg.idUri = f"{display}<sip:{s.user}@{s.sip_domain}>"
+        acfg.regConfig.registrarUri = f"sip:{s.registrar}{params}"
+        acfg.regConfig.timeoutSec = s.register_expiry_s
+        acfg.regConfig.retryIntervalSec = s.retry_interval_s
+        acfg.regConfig.firstRetryIntervalSec = s.retry_interval_s
+        acfg.sipConfig.proxies.append(f"sip:{s.registrar};lr{params}")
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", s.auth_username, 0, s.password))
+        mt = acfg.mediaConfig.transportConfig
+        mt.port = s.media_port_start
+        mt.portRange = 100
+        if s.bind_address:
+            mt.boundAddress = s.bind_address
+            mt.publicAddress = s.bind_address
+        return acfg
+
+    def _shutdown(self) -> None:
+        ep = self._ep
+        if ep is None:
+            return
+        try:
+            self._do_play_tone(None)
+            for call_id in list(self._calls):
+                self._do_hangup(call_id, None)
+            deadline_pumps = int(_STOP_GRACE_S * 1000 / _PUMP_MS)
+            for _ in range(deadline_pumps):
+                if not self._calls:
+                    break
+                self._run_pending_jobs()
+                ep.libHandleEvents(_PUMP_MS)
+            self._calls.clear()
+            if self._account is not None:
+                try:
+                    self._account.shutdown()
+                except Exception as exc:
+                    logger.warning("account shutdown: %s", _error_text(exc))
+                for _ in range(20):  # let the un-REGISTER go out
+                    ep.libHandleEvents(_PUMP_MS)
+        finally:
+            self._destroy_endpoint()
+
+    def _run_pending_jobs(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                try:
+                    job()
+                except Exception as exc:
+                    logger.warning("SIP job during shutdown failed: %s", _error_text(exc))
+
+    def _destroy_endpoint(self) -> None:
+        self._calls.clear()
+        self._account = None
+        self._tone_gen = None
+        self._port = None
+        gc.collect()
+        if self._ep is not None:
+            try:
+                self._ep.libDestroy()
+            except Exception as exc:
+                logger.warning("libDestroy: %s", _error_text(exc))
+            self._ep = None
+        self._log_writer = None
+        with self._status_lock:
+            self._status.update(registered=False, calls={}, tone=None)
+        logger.info("SIP stack stopped")
+
+    # ---- jobs (sip thread) -------------------------------------------------------------------
+    def _do_make_call(self, call_id: str, number: str) -> None:
+        if call_id in self._calls:
+            logger.warning("call id %s already in use", call_id)
+            return
+        assert self._account is not None
+        uri = self._target_uri(number)
+        call = SipCall(self, self._account)
+        call.call_id = call_id
+        prm = pj.CallOpParam(True)
+        try:
+            call.makeCall(uri, prm)
+        except Exception as exc:
+            logger.warning("call %s to %s could not start: %s", call_id, uri, _error_text(exc))
+            self._emit(events.CallEnded(call_id, 500, _error_text(exc), by_remote=False))
+            return
+        self._calls[call_id] = call
+        self._set_call_status(call_id, "calling")
+        sip_call_id = call.getInfo().callIdString
+        logger.info("call %s: calling %s", call_id, uri)
+        self._emit(events.OutgoingCallStarted(call_id, sip_call_id))
+
+    def _target_uri(self, number: str) -> str:
+        number = number.strip()
+        if number.lower().startswith(("sip:", "sips:")):
+            return number
+        return f"sip:{number}@{self.settings.sip_domain}{self.settings.uri_params()}"
+
+    def _incoming(self, call: SipCall, src_address: str, whole_msg: str) -> None:
+        call_id = f"in-{next(self._incoming_ids)}"
+        call.call_id = call_id
+        self._calls[call_id] = call
+        info = call.getInfo()
+        number, name, uri = sipmsg.parse_name_addr(info.remoteUri)
+        headers = sipmsg.header_values(whole_msg)
+        source_host = sipmsg.host_of(src_address)
+        logger.info("call %s: incoming from %s (%s) via %s", call_id, number or uri, name, source_host)
+        self._set_call_status(call_id, "incoming")
+        try:
+            call.answer(_status_param(180))
+        except Exception as exc:
+            logger.warning("call %s: could not send 180: %s", call_id, _error_text(exc))
+        self._emit(
+            events.IncomingCall(
+                call_id=call_id,
+                sip_call_id=info.callIdString,
+                remote_number=number,
+                remote_name=name,
+                remote_uri=uri,
+                source_host=source_host,
+                headers=headers,
+            )
+        )
+
+    def _do_answer(self, call_id: str) -> None:
+        call = self._find(call_id)
+        if call is not None:
+            call.answer(_status_param(200))
+            self._set_call_status(call_id, "answering")
+
+    def _do_hangup(self, call_id: str, code: int | None) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended:
+            return
+        call.local_hangup = True
+        prm = pj.CallOpParam(True)
+        if code is not None:
+            prm.statusCode = code
+        call.hangup(prm)
+
+    def _do_send_dtmf(self, call_id: str, digits: str) -> None:
+        call = self._find(call_id)
+        if call is None:
+            return
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = digits
+        call.sendDtmf(prm)
+
+    def _do_play_tone(self, kind: str | None) -> None:
+        gen = self._tone_gen
+        if gen is None:
+            return
+        gen.stop()
+        if kind is not None:
+            vector = pj.ToneDescVector()
+            for seg in tone_for(self.settings.tone_plan, kind):
+                desc = pj.ToneDesc()
+                desc.freq1 = seg.freq1
+                desc.freq2 = seg.freq2
+                desc.on_msec = seg.on_ms
+                desc.off_msec = seg.off_ms
+                desc.volume = 0
+                vector.append(desc)
+            gen.play(vector, True)
+        with self._status_lock:
+            self._status["tone"] = kind
+
+    def _find(self, call_id: str) -> SipCall | None:
+        call = self._calls.get(call_id)
+        if call is None:
+            logger.warning("no call %s", call_id)
+        return call
+
+    # ---- called by Account/Call callbacks (sip thread) ---------------------------------------
+    def _emit(self, event: events.SipEvent) -> None:
+        if isinstance(event, events.RegistrationChanged):
+            with self._status_lock:
+                self._status["registered"] = event.registered
+                self._status["reg_code"] = event.code
+        elif isinstance(event, events.CallAnswered):
+            self._set_call_status(event.call_id, "confirmed")
+        elif isinstance(event, events.CallRinging):
+            self._set_call_status(event.call_id, "ringing")
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("on_event handler failed for %s", type(event).__name__)
+
+    def _call_disconnected(self, call_id: str) -> None:
+        self._set_call_status(call_id, None)
+        # The Call object is inside its own callback now: drop it from the next job.
+        self._jobs.put(lambda: self._drop_call(call_id))
+
+    def _drop_call(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        gc.collect()
+
+    def _connect_call_audio(self, call: SipCall) -> None:
+        """(Re)connect the bridge port to the call's current audio media, both directions."""
+        port = self._port
+        if port is None:
+            return
+        info = call.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            audio = call.getAudioMedia(index)
+            port.startTransmit(audio)
+            audio.startTransmit(port)
+            logger.debug("call %s: audio media %d connected", call.call_id, index)
+
+    def _set_call_status(self, call_id: str, state: str | None) -> None:
+        with self._status_lock:
+            calls = self._status["calls"]
+            if state is None:
+                calls.pop(call_id, None)
+            else:
+                calls[call_id] = state
+
+
+def _status_param(code: int) -> pj.CallOpParam:
+    prm = pj.CallOpParam(True)
+    prm.statusCode = code
+    return prm
+
+
+def _error_text(exc: BaseException) -> str:
+    info = getattr(exc, "info", None)
+    if callable(info):
+        try:
+            return str(info())
+        except Exception:
+            pass
+    return str(exc)

@@ -1,0 +1,75 @@
+"""The audio bridge between pjsua2's conference bridge and the phone's audio hardware.
+
+``AudioBridge`` is what the HAL ``audio`` thread talks to (``write_mic_frame``,
+``read_earpiece_frame``, ``counters``); it exists before the SIP stack starts. ``BridgePort`` is the
+pjsua2 ``AudioMediaPort`` the pjmedia clock thread calls; it only moves frames between the bridge's
+two bounded FIFOs. Frames are S16_LE mono, ``frame_ms`` long, at ``clock_rate``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pjsua2 as pj
+
+from sip_stack.frame_fifo import FrameFifo
+
+logger = logging.getLogger(__name__)
+
+
+class AudioBridge:
+    """Two FIFOs: microphone (HAL -> media) and earpiece (media -> HAL)."""
+
+    def __init__(self, clock_rate: int = 16000, frame_ms: int = 20) -> None:
+        self.clock_rate = clock_rate
+        self.frame_ms = frame_ms
+        self.frame_bytes = clock_rate * frame_ms // 1000 * 2
+        self.mic = FrameFifo(self.frame_bytes)
+        self.earpiece = FrameFifo(self.frame_bytes)
+
+    # HAL audio thread side
+    def write_mic_frame(self, frame: bytes) -> None:
+        self.mic.push(frame)
+
+    def read_earpiece_frame(self) -> bytes:
+        return self.earpiece.pop()
+
+    def counters(self) -> dict[str, int]:
+        mic, ear = self.mic, self.earpiece
+        return {
+            "mic_frames": mic.pushed,
+            "earpiece_frames": ear.popped,
+            "underruns": mic.underruns + ear.underruns,
+            "overruns": mic.overruns + ear.overruns,
+            "drift_corrections": mic.drift_corrections + ear.drift_corrections,
+            "dropped_frames": mic.dropped_frames + ear.dropped_frames,
+            "media_frames_out": mic.popped,
+            "media_frames_in": ear.pushed,
+        }
+
+
+class BridgePort(pj.AudioMediaPort):
+    """pjsua2 media port; its callbacks run on the pjmedia clock thread and only move frames."""
+
+    def __init__(self, bridge: AudioBridge) -> None:
+        super().__init__()
+        self._bridge = bridge
+        self._silence = bytes(bridge.frame_bytes)
+
+    def create(self) -> None:
+        """Register with the conference bridge (on the ``sip`` thread)."""
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_L16, self._bridge.clock_rate, 1, self._bridge.frame_ms * 1000, 16)
+        self.createPort("deskphone-audio", fmt)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        data = self._bridge.mic.pop()
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(data)
+        frame.size = len(data)
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            self._bridge.earpiece.push(bytes(frame.buf))
+        else:
+            self._bridge.earpiece.push(self._silence)

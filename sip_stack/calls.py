@@ -1,0 +1,83 @@
+"""pjsua2 Account and Call subclasses. They live and die on the ``sip`` thread only.
+
+Their callbacks translate pjsua2 state into our events through the owning agent; they never act
+on other objects inline beyond what the callback is about.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pjsua2 as pj
+
+from sip_stack import events
+
+if TYPE_CHECKING:
+    from sip_stack.agent import UserAgent
+
+logger = logging.getLogger(__name__)
+
+
+class SipAccount(pj.Account):
+    def __init__(self, agent: UserAgent) -> None:
+        super().__init__()
+        self._agent = agent
+        self._last: tuple[bool, int] | None = None
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        info = self.getInfo()
+        registered = bool(info.regIsActive)
+        code = int(prm.code)
+        reason = str(prm.reason)
+        if (registered, code) == self._last:
+            return
+        self._last = (registered, code)
+        if registered:
+            logger.info("registered as %s (%d %s, expires %ds)", info.uri, code, reason, info.regExpiresSec)
+        else:
+            logger.warning("registration of %s failed or ended: %d %s", info.uri, code, reason)
+        self._agent._emit(events.RegistrationChanged(registered=registered, code=code, reason=reason))
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        call = SipCall(self._agent, self, prm.callId)
+        self._agent._incoming(call, prm.rdata.srcAddress, prm.rdata.wholeMsg)
+
+
+class SipCall(pj.Call):
+    def __init__(self, agent: UserAgent, account: pj.Account, pj_call_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(account, pj_call_id)
+        self._agent = agent
+        self.call_id = ""
+        self.local_hangup = False
+        self.answered = False
+        self.ended = False
+        self.last_ringing_code = 0
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        state = info.state
+        logger.debug("call %s: %s (%d)", self.call_id, info.stateText, info.lastStatusCode)
+        if state == pj.PJSIP_INV_STATE_EARLY and info.role == pj.PJSIP_ROLE_UAC:
+            code = int(info.lastStatusCode)
+            if code in (180, 183) and code != self.last_ringing_code:
+                self.last_ringing_code = code
+                early_media = any(
+                    m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                    for m in info.media
+                )
+                self._agent._emit(events.CallRinging(self.call_id, code, early_media))
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED and not self.answered:
+            self.answered = True
+            self._agent._emit(events.CallAnswered(self.call_id))
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
+            self.ended = True
+            code = int(info.lastStatusCode)
+            reason = str(info.lastReason)
+            logger.info("call %s ended: %d %s (by %s)", self.call_id, code, reason,
+                        "local" if self.local_hangup else "remote")  # fmt: skip
+            self._agent._emit(events.CallEnded(self.call_id, code, reason, by_remote=not self.local_hangup))
+            self._agent._call_disconnected(self.call_id)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        self._agent._connect_call_audio(self)

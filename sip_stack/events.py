@@ -1,0 +1,52 @@
+"""Events the user agent reports (past facts, frozen). Delivered on the ``sip`` thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    registered: bool
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    call_id: str
+    sip_call_id: str
+    remote_number: str
+    remote_name: str
+    remote_uri: str
+    source_host: str
+    headers: dict[str, str] = field(default_factory=dict)  # Call-Info, Alert-Info, Answer-Mode
+
+
+@dataclass(frozen=True)
+class OutgoingCallStarted:
+    call_id: str
+    sip_call_id: str
+
+
+@dataclass(frozen=True)
+class CallRinging:
+    call_id: str
+    code: int
+    early_media: bool
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    code: int
+    reason: str
+    by_remote: bool
+
+
+SipEvent = RegistrationChanged | IncomingCall | OutgoingCallStarted | CallRinging | CallAnswered | CallEnded

@@ -1,0 +1,68 @@
+"""Small, forgiving parsers for the parts of SIP text the user agent reports."""
+
+from __future__ import annotations
+
+import re
+
+# Headers of an incoming INVITE that the firmware needs (click-to-call from a PBX).
+REPORTED_HEADERS = ("Call-Info", "Alert-Info", "Answer-Mode")
+
+_NAME_ADDR = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>[^<"]*?))\s*<(?P<uri>[^>]*)>')
+
+
+def header_values(message: str, names: tuple[str, ...] = REPORTED_HEADERS) -> dict[str, str]:
+    """Values of the named headers in a SIP message, matched case-insensitively.
+
+    Folded lines are joined; a header that occurs several times gives its values joined by ", ".
+    Only the header section (up to the first empty line) is read. Missing headers are left out.
+    """
+    wanted = {name.lower(): name for name in names}
+    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
+    lines: list[str] = []
+    for line in re.split(r"\r?\n", head)[1:]:  # skip the request line
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        canonical = wanted.get(name.strip().lower())
+        if canonical is not None:
+            found.setdefault(canonical, []).append(value.strip())
+    return {name: ", ".join(values) for name, values in found.items()}
+
+
+def parse_name_addr(text: str) -> tuple[str, str, str]:
+    """``'"Bob" <sip:1001@pbx>;tag=x'`` -> (number "1001", name "Bob", uri "sip:1001@pbx")."""
+    match = _NAME_ADDR.match(text)
+    if match:
+        name = (match.group("quoted") or match.group("token") or "").strip()
+        name = re.sub(r"\\(.)", r"\1", name)
+        uri = match.group("uri").strip()
+    else:
+        name = ""
+        uri = text.split(";", 1)[0].strip()
+    return user_part(uri), name, uri
+
+
+def user_part(uri: str) -> str:
+    """The user part of a SIP/SIPS/TEL URI ("" when there is none)."""
+    rest = re.sub(r"^(sips?|tel):", "", uri.strip(), flags=re.IGNORECASE)
+    if "@" in rest:
+        return rest.split("@", 1)[0].split(";", 1)[0]
+    if uri.lower().startswith("tel:"):
+        return rest.split(";", 1)[0]
+    return ""
+
+
+def host_of(address: str) -> str:
+    """Host of ``host:port``, ``[v6]:port`` or a bare host."""
+    address = address.strip()
+    if address.startswith("["):
+        return address[1 : address.find("]")]
+    if address.count(":") == 1:
+        return address.split(":", 1)[0]
+    return address

@@ -1,0 +1,72 @@
+"""pytest fixtures for the real test servers; ``tests/conftest.py`` loads them as a plugin.
+
+- ``kamailio``: a fresh registrar+proxy per test (users added with ``add_user``).
+- ``baresip_factory``: ``baresip_factory(user, password="pw", auto_answer=True, source_wav=None)``
+  registers the user at ``kamailio`` and starts a baresip for it; all are stopped at teardown.
+- ``tone_wav``: a 16 kHz mono WAV of a 440 Hz sine (baresip's default audio source).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.audio import write_sine_wav
+from tests.servers.baresip import Baresip
+from tests.servers.kamailio import Kamailio
+
+BaresipFactory = Callable[..., Baresip]
+
+
+def _require(binary: str) -> None:
+    if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
+        pytest.skip(f"{binary} is not installed")
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path) -> Iterator[Kamailio]:
+    _require("kamailio")
+    server = Kamailio(tmp_path / "kamailio")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tone_wav(tmp_path: Path) -> Path:
+    return write_sine_wav(tmp_path / "tone440.wav", freq=440.0, seconds=30.0, rate=16000, amplitude=0.3)
+
+
+@pytest.fixture
+def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Iterator[BaresipFactory]:
+    _require("baresip")
+    started: list[Baresip] = []
+    counter = itertools.count(1)
+
+    def start(
+        user: str, password: str = "pw", auto_answer: bool = True, source_wav: Path | None = None
+    ) -> Baresip:
+        kamailio.add_user(user, password)
+        agent = Baresip(
+            tmp_path / f"baresip-{user}-{next(counter)}",
+            user=user,
+            password=password,
+            registrar=f"{kamailio.host}:{kamailio.port}",
+            auto_answer=auto_answer,
+            source_wav=source_wav or tone_wav,
+        )
+        started.append(agent)
+        agent.start()
+        return agent
+
+    try:
+        yield start
+    finally:
+        for agent in reversed(started):
+            agent.stop()

@@ -1,0 +1,240 @@
+"""kamailio 5.6 as a registrar with digest auth and a proxy between registered users.
+
+Users live in a db_text ``subscriber`` table in the scratch directory; kamailio re-reads db_text
+tables when their file changes, so users may be added while it runs. kamailio daemonises and keeps
+its stdout open: its output goes to a file and it is stopped through its pid file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.servers.ports import LOOPBACK, free_port
+
+logger = logging.getLogger(__name__)
+
+KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
+MODULES_DIR = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+
+_CONFIG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+tcp_children=2
+auto_aliases=no
+listen=udp:{host}:{port}
+listen=tcp:{host}:{port}
+mpath="{modules}"
+
+loadmodule "db_text.so"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "max_expires", 3600)
+modparam("registrar", "min_expires", 10)
+modparam("rr", "enable_double_rr", 1)
+modparam("auth_db", "db_url", "text://{dbdir}")
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+modparam("auth_db", "use_domain", 0)
+modparam("auth_db", "load_credentials", "")
+
+request_route {{
+    xlog("L_INFO", "REQ $rm $ru from $si:$sp ($pr)\\n");
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK")) {{
+            if (t_check_trans()) {{
+                t_relay();
+            }}
+            exit;
+        }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    t_check_trans();
+    remove_hf("Route");
+    if (is_method("REGISTER")) {{
+        if (!auth_check("$fd", "subscriber", "1")) {{
+            xlog("L_NOTICE", "REGISTER auth failed for $fu from $si\\n");
+            auth_challenge("$fd", "0");
+            exit;
+        }}
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    if (is_method("INVITE|SUBSCRIBE")) {{
+        record_route();
+    }}
+    if ($rU == $null) {{
+        sl_send_reply("484", "Address Incomplete");
+        exit;
+    }}
+    if (!lookup("location")) {{
+        sl_send_reply("404", "Not Found");
+        exit;
+    }}
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+"""
+
+
+@dataclass
+class Kamailio:
+    """A running kamailio; ``host``/``port`` accept SIP over UDP and TCP."""
+
+    workdir: Path
+    host: str = LOOPBACK
+    port: int = 0
+    domain: str = LOOPBACK
+    users: dict[str, str] = field(default_factory=dict)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "kamailio.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.workdir / "kamailio.pid"
+
+    @property
+    def db_dir(self) -> Path:
+        return self.workdir / "db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "kamailio.cfg"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_dir.mkdir(exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        (self.db_dir / "version").write_text(
+            "id(int,auto) table_name(string) table_version(int)\n0:subscriber:7\n0:location:9\n"
+        )
+        self._write_subscribers()
+        self.config_path.write_text(
+            _CONFIG.format(host=self.host, port=self.port, modules=MODULES_DIR, dbdir=self.db_dir)
+        )
+        cmd = [
+            KAMAILIO,
+            "-f", str(self.config_path),
+            "-P", str(self.pid_path),
+            "-Y", str(self.workdir),  # runtime dir for the ctl/fifo files
+            "-E",  # log to stderr, which goes to our file
+            "-m", "64",
+            "-M", "8",
+        ]  # fmt: skip
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
+        self._wait_started(timeout)
+        logger.info("kamailio listening on %s:%d (udp+tcp), log %s", self.host, self.port, self.log_path)
+
+    def _wait_started(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid_path.exists() and self.pid_path.read_text().strip() and self._listening():
+                return
+            if self._proc is not None and self._proc.poll() not in (None, 0):
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"kamailio did not start; log:\n{self.log_text()[-3000:]}")
+
+    def _listening(self) -> bool:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            return s.connect_ex((self.host, self.port)) == 0
+
+    def add_user(self, user: str, password: str) -> None:
+        """Add (or change) a subscriber; kamailio picks up the db_text change by itself."""
+        self.users[user] = password
+        self._write_subscribers()
+
+    def _write_subscribers(self) -> None:
+        lines = ["id(int,auto) username(string) domain(string) password(string)"]
+        for i, (user, password) in enumerate(sorted(self.users.items()), start=1):
+            lines.append(f"{i}:{user}:{self.domain}:{password}")
+        path = self.db_dir / "subscriber"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        pid = None
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            pid = int(self.pid_path.read_text().strip())
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pid = None
+        deadline = time.monotonic() + 5
+        while pid and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+            self._proc = None
+        logger.info("kamailio stopped")
