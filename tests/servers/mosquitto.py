@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -62,6 +63,8 @@ class Mosquitto:
             "log_type information",
             "connection_messages true",
             "max_queued_messages 10000",
+            # Started as root, mosquitto would drop to user "mosquitto" and lose the scratch files.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
         ]
         if users:
             passwd = self.dir / "passwd"

@@ -1,0 +1,109 @@
+"""The durable outbox: order, ack, restarts, the bound and its counter, threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from crm_bridge.outbox import Outbox
+from firmware.events import Event
+
+
+def types(box: Outbox) -> list[str]:
+    return [p.type for p in box.pending()]
+
+
+def test_append_gives_monotonic_seq_and_pending_is_in_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1")
+    seqs = [box.append(Event(type=t)) for t in ("hook.offhook", "call.outgoing", "hook.onhook")]
+    assert seqs == [1, 2, 3]
+    pending = box.pending()
+    assert [p.seq for p in pending] == [1, 2, 3]
+    assert [json.loads(p.payload)["seq"] for p in pending] == [1, 2, 3]
+    assert json.loads(pending[0].payload)["device_id"] == "dev1"
+    assert [p.seq for p in box.pending(after_seq=1, limit=1)] == [2]
+
+
+def test_ack_deletes_only_that_event(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1")
+    for _ in range(3):
+        box.append(Event(type="hook.offhook"))
+    box.ack(2)
+    box.ack(99)
+    assert [p.seq for p in box.pending()] == [1, 3] and len(box) == 2
+
+
+def test_restart_keeps_seq_and_pending(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1")
+    for _ in range(3):
+        box.append(Event(type="hook.offhook"))
+    box.ack(1)
+    box.ack(2)
+    box.ack(3)
+    box.append(Event(type="hook.onhook"))
+    box.close()
+    again = Outbox(tmp_path / "o.db", "dev1")
+    assert [p.seq for p in again.pending()] == [4]
+    assert again.append(Event(type="hook.offhook")) == 5
+    assert again.last_seq == 5
+
+
+def test_wal_mode(tmp_path: Path) -> None:
+    Outbox(tmp_path / "o.db", "dev1").append(Event(type="hook.offhook"))
+    assert (tmp_path / "o.db-wal").exists()
+
+
+def test_seq_is_per_device(tmp_path: Path) -> None:
+    a = Outbox(tmp_path / "o.db", "a")
+    b = Outbox(tmp_path / "o.db", "b")
+    assert [a.append(Event(type="hook.offhook")) for _ in range(2)] == [1, 2]
+    assert b.append(Event(type="hook.offhook")) == 1
+    assert len(a) == 2 and len(b) == 1
+
+
+def test_full_outbox_drops_oldest_non_call_ended_and_counts(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1", max_events=3)
+    box.append(Event(type="call.ended"))  # 1
+    box.append(Event(type="hook.offhook"))  # 2
+    box.append(Event(type="hook.onhook"))  # 3
+    box.append(Event(type="call.ended"))  # 4: drops 2
+    assert [p.seq for p in box.pending()] == [1, 3, 4] and box.dropped == 1
+    box.append(Event(type="call.ended"))  # 5: drops 3
+    assert [p.seq for p in box.pending()] == [1, 4, 5] and box.dropped == 2
+    box.append(Event(type="hook.offhook"))  # 6: only call.ended left: drops the oldest, 1
+    assert [p.seq for p in box.pending()] == [4, 5, 6] and box.dropped == 3
+    box.close()
+    assert Outbox(tmp_path / "o.db", "dev1", max_events=3).dropped == 3
+
+
+def test_bound_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Outbox(tmp_path / "o.db", "dev1", max_events=0)
+
+
+def test_concurrent_appends_and_acks(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1")
+    seqs: list[int] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        for _ in range(50):
+            seq = box.append(Event(type="hook.offhook"))
+            with lock:
+                seqs.append(seq)
+
+    def acker() -> None:
+        for _ in range(100):
+            for item in box.pending(limit=5):
+                box.ack(item.seq)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)] + [threading.Thread(target=acker)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(1, 201))
+    assert box.last_seq == 200
