@@ -1,0 +1,86 @@
+"""What the office's mosquitto needs: a password file in its own hash format, and a per-device ACL.
+
+Mosquitto 2's ``$7$`` format is PBKDF2-HMAC-SHA512 with a 12-byte random salt and 101 iterations,
+written ``$7$<iterations>$<base64 salt>$<base64 hash>`` (standard base64 with padding).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable
+
+from .device import Device, Site
+
+ITERATIONS = 101
+SALT_BYTES = 12
+
+
+def hash_password(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    """A mosquitto ``$7$`` password hash."""
+    salt = os.urandom(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def check_password(password: str, encoded: str) -> bool:
+    """True when ``password`` matches a ``$7$`` hash."""
+    try:
+        _, kind, iterations, salt64, hash64 = encoded.split("$")
+    except ValueError:
+        return False
+    if kind != "7":
+        return False
+    salt = base64.b64decode(salt64)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, int(iterations))
+    return hmac.compare_digest(digest, base64.b64decode(hash64))
+
+
+def password_file(accounts: Iterable[tuple[str, str]]) -> str:
+    """Lines ``user:$7$...`` for ``(user, password)`` pairs."""
+    return "".join(f"{user}:{hash_password(password)}\n" for user, password in accounts)
+
+
+def device_topics(site: Site, device_id: str) -> dict[str, list[str]]:
+    """The topics one phone may read and write (the MQTT contract, version 1)."""
+    base = f"{site.topic_prefix}/{device_id}"
+    return {
+        "read": [f"{base}/cmd/#"],
+        "write": [f"{base}/status", f"{base}/events", f"{base}/reply/#"],
+    }
+
+
+def acl_file(devices: Iterable[Device], site: Site) -> str:
+    """A mosquitto ACL: each phone only its own topics; the CRM commands all phones and reads all."""
+    prefix = site.topic_prefix
+    lines = [
+        "# mosquitto ACL written by tools/flash.py broker; regenerate rather than edit",
+        "# phones read only their own cmd/# and write only their own status, events, reply/#",
+        "",
+        f"user {site.crm_username}",
+        f"topic write {prefix}/+/cmd/#",
+        f"topic read {prefix}/+/status",
+        f"topic read {prefix}/+/events",
+        f"topic read {prefix}/+/reply/#",
+        "",
+    ]
+    for device in devices:
+        topics = device_topics(site, device.device_id)
+        lines.append(f"user {device.device_id}")
+        lines.extend(f"topic read {t}" for t in topics["read"])
+        lines.extend(f"topic write {t}" for t in topics["write"])
+        lines.append("")
+    return "\n".join(lines)
+
+
+def mosquitto_snippet(passwd_path: str, acl_path: str) -> str:
+    """The lines of mosquitto.conf that use the generated files."""
+    return (
+        "# add to mosquitto.conf (mosquitto 2.x)\n"
+        "per_listener_settings false\n"
+        "allow_anonymous false\n"
+        f"password_file {passwd_path}\n"
+        f"acl_file {acl_path}\n"
+    )

@@ -1,0 +1,64 @@
+"""The firmware bundle: this project's wheel (``make dist``) plus a wheelhouse of its dependencies.
+
+On the card it sits in ``deskphone/bundle/`` with a ``SHA256SUMS`` in ``sha256sum`` format, which
+the first-boot script checks with ``sha256sum --check`` before installing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from .errors import InvalidDevice
+
+SUMS = "SHA256SUMS"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundle_files(bundle: Path) -> list[Path]:
+    """The files of a bundle dir, relative; refuse one without exactly one deskphone wheel."""
+    if not bundle.is_dir():
+        raise InvalidDevice([f"--bundle {bundle}: not a directory"])
+    files = sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file() and p.name != SUMS)
+    wheels = [
+        p for p in files if p.parent == Path(".") and p.name.startswith("deskphone-") and p.suffix == ".whl"
+    ]
+    if len(wheels) != 1:
+        found = ", ".join(str(w) for w in wheels) or "none"
+        raise InvalidDevice(
+            [f"--bundle {bundle}: needs exactly one deskphone-*.whl at its top (found {found})"]
+        )
+    return files
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    sums = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def stage_bundle(bundle: Path, dest: Path) -> dict[str, str]:
+    """Copy the bundle into ``dest`` with a fresh SHA256SUMS; check a SHA256SUMS the bundle already has."""
+    files = bundle_files(bundle)
+    sums = {str(rel): sha256(bundle / rel) for rel in files}
+    existing = bundle / SUMS
+    if existing.exists():
+        bad = [n for n, d in parse_sums(existing.read_text()).items() if sums.get(n) != d]
+        if bad:
+            raise InvalidDevice([f"--bundle {bundle}: checksum mismatch for {', '.join(bad)}"])
+    for rel in files:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle / rel, dest / rel)
+    (dest / SUMS).write_text("".join(f"{d}  {n}\n" for n, d in sums.items()), encoding="utf-8")
+    return sums

@@ -1,0 +1,119 @@
+"""Reading a provisioned image or card back and checking it against what was meant to be there."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import firstboot
+from .bundle import SUMS, parse_sums
+from .device import Device, Site, render_config, validate
+from .errors import VerifyFailed
+from .image import boot_volume
+from .provision import DEST, MANIFEST
+
+DEVICE_KEYS = (("device", "id"), ("device", "name"), ("board", "name"), ("sip", "user"))
+
+
+@dataclass
+class Found:
+    device_id: str
+    mode: str
+    files: int
+
+
+def _toml(volume_read: bytes, name: str, problems: list[str]) -> dict[str, Any]:
+    try:
+        return tomllib.loads(volume_read.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{name}: not valid TOML ({exc})")
+        return {}
+
+
+def verify_target(
+    target: Path,
+    devices: list[Device] | None = None,
+    site: Site | None = None,
+    boot_mount: str = firstboot.BOOT_MOUNT,
+) -> Found:
+    """Check the card; raise VerifyFailed listing every problem. Secrets are compared, never shown."""
+    volume = boot_volume(target)
+    problems: list[str] = []
+    try:
+        manifest = parse_sums(volume.read(f"{DEST}/{MANIFEST}").decode())
+    except FileNotFoundError:
+        raise VerifyFailed(
+            [f"{target}: no {DEST}/{MANIFEST}: not provisioned, or the write did not finish"]
+        ) from None
+    on_card = set(volume.walk(DEST)) - {MANIFEST}
+    for missing in sorted(set(manifest) - on_card):
+        problems.append(f"{DEST}/{missing}: listed in {MANIFEST} but missing")
+    for extra in sorted(on_card - set(manifest)):
+        problems.append(f"{DEST}/{extra}: on the card but not in {MANIFEST}")
+    contents: dict[str, bytes] = {}
+    for name in sorted(set(manifest) & on_card):
+        contents[name] = volume.read(f"{DEST}/{name}")
+        if hashlib.sha256(contents[name]).hexdigest() != manifest[name]:
+            problems.append(f"{DEST}/{name}: checksum differs from {MANIFEST}")
+    sums_name = f"bundle/{SUMS}"
+    if sums_name in contents:
+        for name, digest in parse_sums(contents[sums_name].decode()).items():
+            data = contents.get(f"bundle/{name}")
+            if data is None:
+                problems.append(f"bundle/{name}: in {SUMS} but missing")
+            elif hashlib.sha256(data).hexdigest() != digest:
+                problems.append(f"bundle/{name}: checksum does not match {SUMS}")
+    else:
+        problems.append(f"{DEST}/{sums_name}: missing")
+
+    config = _toml(contents.get("deskphone.toml", b""), "deskphone.toml", problems)
+    secrets = _toml(contents.get("secrets.toml", b""), "secrets.toml", problems)
+    device_id = str(config.get("device", {}).get("id", ""))
+    if config:
+        try:
+            problems += [f"config: {e}" for e in validate(config, secrets)]
+        except ImportError as exc:
+            problems.append(f"config: cannot validate, firmware.config not importable ({exc})")
+    if devices is not None:
+        expected = next((d for d in devices if d.device_id == device_id), None)
+        if expected is None:
+            problems.append(f"device {device_id!r} on the card is not in the inventory")
+        else:
+            problems += _compare(config, secrets, expected, site)
+
+    mode = firstboot.detect(volume.listdir("/"))
+    hook = firstboot.cmdline_tokens(boot_mount)
+    if mode == "cloud-init":
+        user_data = volume.read("/user-data").decode(errors="replace")
+        if f"{boot_mount}/{firstboot.SCRIPT}, run]  {firstboot.MARK}" not in user_data:
+            problems.append("user-data: the first-boot runcmd entry is missing")
+    elif hook not in volume.read("/cmdline.txt").decode(errors="replace"):
+        problems.append("cmdline.txt: the first-boot systemd.run= hook is missing")
+    if problems:
+        raise VerifyFailed(problems)
+    return Found(device_id=device_id, mode=mode, files=len(manifest))
+
+
+def _compare(config: dict[str, Any], secrets: dict[str, Any], device: Device, site: Site | None) -> list[str]:
+    problems = []
+    if site is not None:
+        wanted = render_config(device, site)
+        keys = [(s, k) for s, values in wanted.items() for k, v in values.items() if v is not None]
+    else:
+        wanted = render_config(device, Site())
+        keys = list(DEVICE_KEYS)
+    for section, key in keys:
+        have = config.get(section, {}).get(key)
+        want = wanted[section][key]
+        if have != want:
+            problems.append(f"config {section}.{key}: card has {have!r}, inventory says {want!r}")
+    for section, key, want_secret in (
+        ("sip", "password", device.sip_password),
+        ("mqtt", "password", device.mqtt_password),
+    ):
+        if want_secret and secrets.get(section, {}).get(key) != want_secret:
+            problems.append(f"secrets {section}.{key}: differs from the secrets store")
+    return problems
