@@ -1,0 +1,62 @@
+"""What the user sees and hears, derived from the state; ``step`` emits only what changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.effects import Effect, LedMode, PlayTone, Ring, RingPattern, SetLed, ShowText, ToneKind
+from firmware.phone.state import PhoneState
+
+
+@dataclass(frozen=True)
+class Outputs:
+    tone: ToneKind | None = None
+    ring: RingPattern | None = None
+    line_led: LedMode = "off"
+    message_led: LedMode = "off"
+    text: str = ""
+
+
+def outputs_of(state: PhoneState) -> Outputs:
+    remote = state.call.remote if state.call else None
+    remote_text = (remote.name or remote.number) if remote else ""
+    message_led: LedMode = "on" if state.missed_call else "off"
+    match state.mode:
+        case "dialing":
+            return Outputs(tone=None if state.digits else "dial", message_led=message_led, text=state.digits)
+        case "outgoing":
+            tone: ToneKind | None = "ringback" if state.ringback else None
+            return Outputs(tone=tone, line_led="on", message_led=message_led, text=remote_text)
+        case "in_call":
+            return Outputs(line_led="on", message_led=message_led, text=remote_text)
+        case "ringing_in":
+            return Outputs(ring="normal", line_led="blink", message_led=message_led, text=remote_text)
+        case "alerting":
+            pending = state.click_to_call
+            text = (pending.display or pending.number) if pending else remote_text
+            return Outputs(ring="click_to_call", line_led="blink", message_led=message_led, text=text)
+        case "ended":
+            return Outputs(tone=state.end_tone, message_led=message_led)
+        case _:
+            return Outputs(message_led=message_led)
+
+
+def output_effects(before: Outputs | None, after: Outputs) -> list[Effect]:
+    """The effects that turn ``before`` into ``after``; every output when ``before`` is None."""
+    effects: list[Effect] = []
+    if before is None or before.ring != after.ring:
+        effects.append(Ring(after.ring))
+    if before is None or before.tone != after.tone:
+        effects.append(PlayTone(after.tone))
+    if before is None or before.line_led != after.line_led:
+        effects.append(SetLed("line", after.line_led))
+    if before is None or before.message_led != after.message_led:
+        effects.append(SetLed("message", after.message_led))
+    if before is None or before.text != after.text:
+        effects.append(ShowText(after.text))
+    return effects
+
+
+def initial_effects(state: PhoneState) -> list[Effect]:
+    """Every output of ``state``: what the daemon applies once at start-up."""
+    return output_effects(None, outputs_of(state))

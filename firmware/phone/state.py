@@ -1,0 +1,94 @@
+"""The phone's state: frozen data, changed only by ``firmware.phone.step``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from firmware.commands import Origin
+from firmware.config import DialplanConfig
+from firmware.dialplan import DialPlan
+from firmware.effects import ToneKind
+from firmware.events import CallRecord
+
+Mode = Literal["idle", "dialing", "outgoing", "ringing_in", "in_call", "alerting", "ended"]
+"""
+idle        handset down, nothing going on
+dialing     handset up, collecting digits (dial tone until the first)
+outgoing    our call is being set up
+ringing_in  a call rings, handset down
+in_call     talking
+alerting    a click-to-call (CRM or trusted PBX) rings, lifting the handset places or answers it
+ended       handset still up after a call or a refused number: a tone until it is put down
+"""
+
+OFF_HOOK_MODES = frozenset({"dialing", "outgoing", "in_call", "ended"})
+CALL_MODES = frozenset({"outgoing", "ringing_in", "in_call"})
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    """What the state machine needs from the configuration.
+
+    Calls we place get the id ``f"{call_id_prefix}{n}"``; the daemon picks a prefix unique to this run
+    (and distinct from the SIP stack's ids of incoming calls) so ids never repeat across restarts.
+    """
+
+    dial_plan: DialPlan = field(default_factory=DialPlan)
+    interdigit_timeout_s: float = 4.0
+    redial_key: str = "#"
+    call_id_prefix: str = "out-"
+
+    @classmethod
+    def from_config(cls, dialplan: DialplanConfig, call_id_prefix: str = "out-") -> PhoneSettings:
+        return cls(
+            dial_plan=DialPlan(dialplan.digit_map, dialplan.max_digits),
+            interdigit_timeout_s=dialplan.interdigit_timeout_s,
+            redial_key=dialplan.redial_key,
+            call_id_prefix=call_id_prefix,
+        )
+
+
+@dataclass(frozen=True)
+class ClickToCall:
+    """A click-to-call that alerts: from the CRM (a ``Dial`` command) or a trusted PBX (a call)."""
+
+    origin: Origin
+    number: str
+    request_id: str | None = None
+    expires_at: datetime | None = None
+    display: str | None = None
+    crm: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    settings: PhoneSettings = field(default_factory=PhoneSettings)
+    mode: Mode = "idle"
+    off_hook: bool = False
+    registered: bool = False
+    registration_code: int | None = None
+    dnd: bool = False
+    digits: str = ""
+    last_key_at: datetime | None = None
+    last_number: str | None = None
+    missed_call: bool = False
+    call: CallRecord | None = None
+    remote_ringing: bool = False
+    ringback: bool = False
+    end_tone: ToneKind | None = None
+    click_to_call: ClickToCall | None = None
+    calls_placed: int = 0
+
+
+def initial_state(
+    settings: PhoneSettings | None = None, dnd: bool = False, off_hook: bool = False
+) -> PhoneState:
+    """The state at start-up; a handset already lifted starts in ``dialing``."""
+    return PhoneState(
+        settings=settings or PhoneSettings(),
+        dnd=dnd,
+        off_hook=off_hook,
+        mode="dialing" if off_hook else "idle",
+    )

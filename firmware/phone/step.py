@@ -1,0 +1,404 @@
+"""The transition function: ``step(state, input, now) -> (state, effects)``. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from firmware.commands import (
+    CancelDial,
+    Dial,
+    Hangup,
+    LiftHandset,
+    Origin,
+    PressKey,
+    ReplaceHandset,
+    Reply,
+    SetDoNotDisturb,
+)
+from firmware.effects import (
+    AnswerCall,
+    CancelTimer,
+    Effect,
+    EndCall,
+    PlaceCall,
+    SendDtmf,
+    SendReply,
+    StartTimer,
+)
+from firmware.events import CallRecord
+from firmware.inputs import (
+    CallAnswered,
+    CallEnded,
+    CallRinging,
+    IncomingCall,
+    Input,
+    OutgoingCallStarted,
+    RegistrationChanged,
+    TimerFired,
+)
+from firmware.phone import records
+from firmware.phone.outputs import output_effects, outputs_of
+from firmware.phone.state import ClickToCall, PhoneState
+
+INTERDIGIT_TIMER = "interdigit"
+CLICK_TO_CALL_TIMER = "click_to_call"
+BUSY_HERE = 486
+DECLINE = 603
+VALID_NUMBER = re.compile(r"[0-9+*#]{1,32}")
+# A timer firing this much before its deadline is a stale one (restarted since it was posted).
+TIMER_SLACK = timedelta(milliseconds=250)
+
+Result = tuple[PhoneState, list[Effect]]
+
+
+def step(state: PhoneState, inp: Input, now: datetime) -> Result:
+    """Handle one input at ``now``; return the new state and the effects to carry out, in order."""
+    new_state, effects = _handle(state, inp, now)
+    return new_state, effects + output_effects(outputs_of(state), outputs_of(new_state))
+
+
+def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
+    match inp:
+        case LiftHandset():
+            return _lift(state, now)
+        case ReplaceHandset():
+            return _replace(state, now)
+        case PressKey(key=key):
+            return _press(state, key, now)
+        case Dial():
+            return _dial(state, inp, now)
+        case CancelDial(request_id=request_id):
+            return _cancel_dial(state, request_id, now)
+        case Hangup():
+            return _hangup(state, inp, now)
+        case SetDoNotDisturb(enabled=enabled):
+            return replace(state, dnd=enabled), []
+        case RegistrationChanged():
+            return _registration(state, inp, now)
+        case IncomingCall():
+            return _incoming(state, inp, now)
+        case OutgoingCallStarted(call_id=call_id, sip_call_id=sip_call_id):
+            if state.mode == "outgoing" and _is_current(state, call_id):
+                return _with_call(state, sip_call_id=sip_call_id), []
+            return state, []
+        case CallRinging():
+            return _ringing(state, inp, now)
+        case CallAnswered(call_id=call_id):
+            if state.mode == "outgoing" and _is_current(state, call_id):
+                return _answered(state, now)
+            return state, []
+        case CallEnded():
+            return _ended(state, inp, now)
+        case TimerFired(name=name):
+            return _timer(state, name, now)
+    raise TypeError(f"not a phone input: {inp!r}")
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _is_current(state: PhoneState, call_id: str) -> bool:
+    return state.call is not None and state.call.call_id == call_id
+
+
+def _with_call(state: PhoneState, **changes: Any) -> PhoneState:
+    assert state.call is not None
+    return replace(state, call=replace(state.call, **changes))
+
+
+def _current(state: PhoneState) -> CallRecord:
+    assert state.call is not None
+    return state.call
+
+
+def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
+    """No call, nothing alerting: ``idle`` with the handset down, ``ended`` (with a tone) with it up."""
+    rest = {
+        "mode": "ended" if state.off_hook else "idle",
+        "call": None,
+        "click_to_call": None,
+        "digits": "",
+        "remote_ringing": False,
+        "ringback": False,
+    }
+    return replace(state, **(rest | changes))
+
+
+def _place_call(
+    state: PhoneState, number: str, origin: Origin, crm: dict[str, Any] | None, now: datetime
+) -> Result:
+    effects: list[Effect] = []
+    if state.mode == "dialing" and state.digits:
+        effects.append(CancelTimer(INTERDIGIT_TIMER))
+    seq = state.calls_placed + 1
+    call_id = f"{state.settings.call_id_prefix}{seq}"
+    record = records.outbound_record(call_id, number, origin, crm, now)
+    new_state = replace(
+        state,
+        mode="outgoing",
+        calls_placed=seq,
+        call=record,
+        digits="",
+        last_number=number,
+        click_to_call=None,
+        remote_ringing=False,
+        ringback=False,
+    )
+    effects += [PlaceCall(call_id, number), records.call_event("call.outgoing", record, now)]
+    return new_state, effects
+
+
+def _answer(state: PhoneState, now: datetime) -> Result:
+    """Answer the inbound call that rings or alerts (the handset is up)."""
+    record = replace(_current(state), answered_at=now)
+    new_state = replace(state, mode="in_call", call=record, click_to_call=None)
+    return new_state, [AnswerCall(record.call_id), records.call_event("call.answered", record, now)]
+
+
+def _answered(state: PhoneState, now: datetime) -> Result:
+    record = replace(_current(state), answered_at=now)
+    new_state = replace(state, mode="in_call", call=record, ringback=False)
+    return new_state, [records.call_event("call.answered", record, now)]
+
+
+def _reject(inp: IncomingCall, origin: Origin, now: datetime) -> list[Effect]:
+    """Refuse a new incoming call with 486 Busy Here and report it as rejected."""
+    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
+    ended = records.finished(record, now, "rejected", "local", BUSY_HERE, "Busy Here")
+    return [
+        EndCall(inp.call_id, BUSY_HERE),
+        records.call_event("call.incoming", record, now),
+        records.call_event("call.ended", ended, now),
+    ]
+
+
+def _reply(request_id: str, code: str, message: str) -> SendReply:
+    return SendReply(Reply.failure(request_id, code, message))
+
+
+# --- handset and keypad -----------------------------------------------------------------------------
+
+
+def _lift(state: PhoneState, now: datetime) -> Result:
+    if state.off_hook:
+        return state, []
+    lifted = replace(state, off_hook=True, missed_call=False)
+    effects: list[Effect] = [records.plain_event("hook.offhook", now)]
+    match state.mode:
+        case "ringing_in":
+            new_state, more = _answer(lifted, now)
+        case "alerting":
+            new_state, more = _lift_while_alerting(lifted, now)
+        case _:
+            new_state, more = replace(lifted, mode="dialing", digits="", last_key_at=None), []
+    return new_state, effects + more
+
+
+def _lift_while_alerting(state: PhoneState, now: datetime) -> Result:
+    pending = state.click_to_call
+    assert pending is not None
+    if pending.origin == "pbx":
+        return _answer(state, now)
+    effects: list[Effect] = [CancelTimer(CLICK_TO_CALL_TIMER)]
+    if pending.expires_at is not None and now >= pending.expires_at:
+        effects.append(_click_to_call_event("click_to_call.expired", pending, now))
+        return replace(state, mode="dialing", click_to_call=None, digits=""), effects
+    new_state, more = _place_call(state, pending.number, pending.origin, pending.crm, now)
+    return new_state, effects + more
+
+
+def _replace(state: PhoneState, now: datetime) -> Result:
+    if not state.off_hook:
+        return state, []
+    down = replace(state, off_hook=False)
+    effects: list[Effect] = [records.plain_event("hook.onhook", now)]
+    match state.mode:
+        case "dialing" if state.digits:
+            effects.append(CancelTimer(INTERDIGIT_TIMER))
+        case "outgoing":
+            effects += _end_locally(_current(state), "cancelled", now)
+        case "in_call":
+            effects += _end_locally(_current(state), "answered", now)
+    return _back_to_rest(down, end_tone=None), effects
+
+
+def _end_locally(
+    record: CallRecord, disposition: Any, now: datetime, code: int | None = None
+) -> list[Effect]:
+    ended = records.finished(record, now, disposition, "local", code)
+    return [EndCall(record.call_id, code), records.call_event("call.ended", ended, now)]
+
+
+def _press(state: PhoneState, key: str, now: datetime) -> Result:
+    if state.mode == "in_call":
+        return state, [SendDtmf(_current(state).call_id, key)]
+    if state.mode != "dialing":
+        return state, []
+    settings = state.settings
+    if not state.digits and key == settings.redial_key and state.last_number:
+        return _place_call(state, state.last_number, "manual", None, now)
+    if key == "#" and state.digits and _hash_ends_number(state):
+        return _place_call(state, state.digits, "manual", None, now)
+    digits = state.digits + key
+    dialing = replace(state, digits=digits, last_key_at=now)
+    match settings.dial_plan.classify(digits):
+        case "complete":
+            return _place_call(dialing, digits, "manual", None, now)
+        case "invalid":
+            return replace(dialing, mode="ended", digits="", end_tone="error"), [
+                CancelTimer(INTERDIGIT_TIMER)
+            ]
+        case _:
+            return dialing, [StartTimer(INTERDIGIT_TIMER, settings.interdigit_timeout_s)]
+
+
+def _hash_ends_number(state: PhoneState) -> bool:
+    """'#' sends the number, unless the digit map has numbers that go on with a '#'."""
+    plan = state.settings.dial_plan
+    return not plan.digit_map.strip() or plan.classify(state.digits + "#") == "invalid"
+
+
+def _timer(state: PhoneState, name: str, now: datetime) -> Result:
+    if name == INTERDIGIT_TIMER and state.mode == "dialing" and state.digits and state.last_key_at:
+        deadline = state.last_key_at + timedelta(seconds=state.settings.interdigit_timeout_s)
+        if now >= deadline - TIMER_SLACK:
+            return _place_call(state, state.digits, "manual", None, now)
+    pending = state.click_to_call
+    expired = pending and pending.expires_at and now >= pending.expires_at - TIMER_SLACK
+    if name == CLICK_TO_CALL_TIMER and state.mode == "alerting" and pending and expired:
+        return _back_to_rest(state), [_click_to_call_event("click_to_call.expired", pending, now)]
+    return state, []
+
+
+# --- remote commands --------------------------------------------------------------------------------
+
+
+def _click_to_call_event(event_type: Any, pending: ClickToCall, now: datetime) -> Effect:
+    return records.plain_event(
+        event_type, now, request_id=pending.request_id, number=pending.number, crm=pending.crm
+    )
+
+
+def _dial(state: PhoneState, command: Dial, now: datetime) -> Result:
+    request_id = command.request_id
+    ready_to_dial = state.mode == "dialing" and not state.digits
+    refusal = None
+    if not VALID_NUMBER.fullmatch(command.number):
+        refusal = ("invalid_number", f"not a dialable number: {command.number!r}")
+    elif now >= command.expires_at:
+        refusal = ("expired", f"the request expired at {command.expires_at.isoformat()}")
+    elif not (state.mode == "idle" or ready_to_dial):
+        refusal = ("busy", f"the phone is busy ({state.mode})")
+    elif not state.registered:
+        refusal = ("not_registered", "the phone is not registered with the PBX")
+    if refusal:
+        return state, [_reply(request_id, *refusal)]
+    if ready_to_dial:
+        new_state, effects = _place_call(state, command.number, command.origin, command.crm, now)
+        call_id = _current(new_state).call_id
+        return new_state, [*effects, SendReply(Reply.success(request_id, status="dialing", call_id=call_id))]
+    pending = ClickToCall(
+        origin=command.origin,
+        number=command.number,
+        request_id=request_id,
+        expires_at=command.expires_at,
+        display=command.display,
+        crm=command.crm,
+    )
+    seconds = (command.expires_at - now).total_seconds()
+    effects = [
+        StartTimer(CLICK_TO_CALL_TIMER, seconds),
+        _click_to_call_event("click_to_call.alerting", pending, now),
+        SendReply(Reply.success(request_id, status="accepted")),
+    ]
+    return replace(state, mode="alerting", click_to_call=pending), effects
+
+
+def _cancel_dial(state: PhoneState, request_id: str, now: datetime) -> Result:
+    pending = state.click_to_call
+    if state.mode != "alerting" or pending is None or pending.request_id != request_id:
+        return state, [_reply(request_id, "not_found", "no click-to-call with this id is alerting")]
+    effects: list[Effect] = [
+        CancelTimer(CLICK_TO_CALL_TIMER),
+        _click_to_call_event("click_to_call.cancelled", pending, now),
+        SendReply(Reply.success(request_id, status="cancelled")),
+    ]
+    return _back_to_rest(state), effects
+
+
+def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
+    call = state.call
+    if call is None or command.call_id not in (None, call.call_id):
+        return state, [_reply(command.request_id, "not_found", "no such call")]
+    if state.mode == "outgoing":
+        effects = _end_locally(call, "cancelled", now)
+    elif state.mode == "in_call":
+        effects = _end_locally(call, "answered", now)
+    else:  # ringing_in, or a PBX click-to-call alerting: decline it
+        effects = _end_locally(call, "rejected", now, code=DECLINE)
+    effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=call.call_id)))
+    return _back_to_rest(state, end_tone="busy"), effects
+
+
+# --- SIP --------------------------------------------------------------------------------------------
+
+
+def _registration(state: PhoneState, inp: RegistrationChanged, now: datetime) -> Result:
+    if (inp.registered, inp.code) == (state.registered, state.registration_code):
+        return state, []
+    new_state = replace(state, registered=inp.registered, registration_code=inp.code)
+    event = records.plain_event(
+        "registration.changed", now, registered=inp.registered, code=inp.code, reason=inp.reason
+    )
+    return new_state, [event]
+
+
+def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
+    origin: Origin = "pbx" if inp.auto_answer else "manual"
+    ready_to_dial = state.mode == "dialing" and not state.digits
+    if not (state.mode == "idle" or (ready_to_dial and inp.auto_answer)):
+        return state, _reject(inp, origin, now)
+    if state.dnd and not inp.auto_answer:
+        return state, _reject(inp, origin, now)
+    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
+    effects: list[Effect] = [records.call_event("call.incoming", record, now)]
+    if ready_to_dial:
+        new_state, more = _answer(replace(state, call=record), now)
+        return new_state, effects + more
+    if inp.auto_answer:
+        pending = ClickToCall(origin="pbx", number=inp.remote.number, display=inp.remote.name)
+        return replace(state, mode="alerting", call=record, click_to_call=pending), effects
+    return replace(state, mode="ringing_in", call=record), effects
+
+
+def _ringing(state: PhoneState, inp: CallRinging, now: datetime) -> Result:
+    if state.mode != "outgoing" or not _is_current(state, inp.call_id):
+        return state, []
+    new_state = replace(state, remote_ringing=True, ringback=not inp.early_media)
+    if state.remote_ringing:
+        return new_state, []
+    return new_state, [records.call_event("call.ringing", _current(state), now)]
+
+
+def _ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    if not _is_current(state, inp.call_id):
+        return state, []
+    record = _current(state)
+    hangup_by = "remote" if inp.by_remote else "local"
+    missed_call = state.missed_call
+    match state.mode:
+        case "outgoing":
+            disposition = records.outbound_failure(inp.code)
+            end_tone = "busy" if disposition == "busy" else "error"
+        case "in_call":
+            disposition, end_tone = "answered", "busy"
+        case "ringing_in":
+            disposition, end_tone, missed_call = "missed", None, True
+        case _:  # a PBX click-to-call the PBX withdrew
+            disposition, end_tone = "missed", None
+    ended = records.finished(record, now, disposition, hangup_by, inp.code, inp.reason)
+    new_state = _back_to_rest(state, end_tone=end_tone, missed_call=missed_call)
+    return new_state, [records.call_event("call.ended", ended, now)]
