@@ -174,9 +174,10 @@ def render_config(device: Device, site: Site) -> dict[str, dict[str, Any]]:
             port=site.mqtt_port,
             username=device.device_id,
             tls=site.mqtt_tls,
-            ca_file=CA_PATH if site.mqtt_ca_cert else None,
             topic_prefix=site.topic_prefix,
         )
+        if site.mqtt_ca_cert:
+            mqtt["ca_file"] = CA_PATH
     return {
         "device": {"id": device.device_id, "name": device.name or device.device_id},
         "board": {"name": device.board, "pin_factory": "mock" if device.board == "sim" else site.pin_factory},
