@@ -1,0 +1,64 @@
+# Deskphone firmware. On a fresh Debian 12 machine, `make run` and `make test` install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+RUN_DIR ?= run
+
+# System packages: the real peers the tests and `make run` talk to, ALSA, and the image tools of flash.py.
+APT_PACKAGES := python3 python3-venv python3-dev gcc make \
+	kamailio baresip-core mosquitto mosquitto-clients \
+	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
+	dosfstools mtools fdisk xz-utils
+
+.PHONY: all deps deps-apt deps-py run test test-fast lint format bench dist clean
+
+all: test
+
+deps: deps-apt deps-py
+
+deps-apt:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing system packages: $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@# kamailio and mosquitto are packaged as system services; the project starts its own instances.
+	@-$(SUDO) systemctl disable --now kamailio mosquitto >/dev/null 2>&1 || true
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+deps-py: $(VENV)/.installed
+
+run: deps
+	$(PY) -m firmware.demo --dir $(RUN_DIR)
+
+test: deps
+	$(PY) -m pytest -q
+
+test-fast: deps
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: deps-py
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: deps-py
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: deps
+	$(PY) -m bench.run
+
+dist: deps-py
+	rm -rf dist
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info $(RUN_DIR)

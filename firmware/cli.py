@@ -1,0 +1,129 @@
+"""The ``deskphone`` command: run the daemon, check a config, drive the simulator, talk to the CRM side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_SIM_SOCKET = "run/sim.sock"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    result: int = args.handler(args)
+    return result
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deskphone", description="SIP desk phone firmware")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the phone daemon")
+    run.add_argument("--config", required=True, type=Path, help="TOML configuration file")
+    run.set_defaults(handler=_run)
+
+    check = sub.add_parser("check-config", help="validate a configuration file, report every error")
+    check.add_argument("config", type=Path)
+    check.add_argument("--show", action="store_true", help="print the effective config, secrets masked")
+    check.set_defaults(handler=_check_config)
+
+    sim = sub.add_parser("sim", help="act on the simulated board through its control socket")
+    sim.add_argument(
+        "--socket", help=f"control socket (default $DESKPHONE_SIM_SOCKET or {DEFAULT_SIM_SOCKET})"
+    )
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True)
+    hook = sim_sub.add_parser("hook", help="lift (up) or replace (down) the handset")
+    hook.add_argument("position", choices=["up", "down"])
+    hook.set_defaults(handler=_sim_hook)
+    keys = sim_sub.add_parser("keys", help="press keys, e.g. 1002#")
+    keys.add_argument("keys")
+    keys.set_defaults(handler=_sim_keys)
+    state = sim_sub.add_parser("state", help="print the phone's state as JSON")
+    state.set_defaults(handler=_sim_state)
+    console = sim_sub.add_parser("console", help="play with the phone from the terminal")
+    console.set_defaults(handler=_sim_console)
+
+    from crm_bridge.cli import add_crm_subcommands
+
+    crm = sub.add_parser("crm", help="act as the CRM: click-to-call and watch events over MQTT")
+    add_crm_subcommands(crm)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from firmware.daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from firmware.config import ConfigError, load_config, render_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{args.config}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK")
+    if args.show:
+        print(render_config(config))
+    return 0
+
+
+def _sim_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from firmware.sim_control import SimClient
+
+    path = args.socket or os.environ.get("DESKPHONE_SIM_SOCKET") or DEFAULT_SIM_SOCKET
+    try:
+        return SimClient(path)
+    except OSError as exc:
+        raise SystemExit(f"cannot reach the simulator at {path}: {exc.strerror or exc}") from exc
+
+
+def _sim_hook(args: argparse.Namespace) -> int:
+    with _sim_client(args) as client:
+        client.hook(args.position == "up")
+    return 0
+
+
+def _sim_keys(args: argparse.Namespace) -> int:
+    from firmware.sim_control import ControlError
+
+    with _sim_client(args) as client:
+        try:
+            client.keys(args.keys)
+        except ControlError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    return 0
+
+
+def _sim_state(args: argparse.Namespace) -> int:
+    with _sim_client(args) as client:
+        state = client.state()
+    state.pop("ok", None)
+    print(json.dumps(state, indent=2, sort_keys=True))
+    return 0
+
+
+def _sim_console(args: argparse.Namespace) -> int:
+    from firmware.sim_console import run_console
+
+    with _sim_client(args) as client:
+        return run_console(client)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""The daemon: builds the parts from the config, starts them in dependency order, serves the core
+thread, and stops them in reverse order inside ``finally``.
+
+Start order: storage, board and pins, (sim) ALSA config and panel, hardware, SIP user agent, audio
+path, CRM bridge (when configured), input callbacks, (sim) control socket; then READY for systemd.
+An initialisation error prints one clear line and exits 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import board as boards
+import hal
+import sip_stack
+from firmware import __version__, systemd
+from firmware import commands as cmd
+from firmware.actuators import PhoneActuators
+from firmware.config import Config, ConfigError, load_config
+from firmware.core import PhoneCore
+from firmware.logs import configure as configure_logging
+from firmware.phone import PhoneSettings, PhoneState, initial_state
+from firmware.reporters import LogReporter, RecentEvents
+from firmware.sip_inputs import to_input
+
+logger = logging.getLogger(__name__)
+
+AVAILABILITY = {
+    "idle": "idle",
+    "ringing_in": "ringing",
+    "alerting": "ringing",
+    "dialing": "busy",
+    "outgoing": "busy",
+    "in_call": "busy",
+    "ended": "busy",
+}
+
+
+class StartupError(RuntimeError):
+    """A part could not start; the message is the one line the user sees."""
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.board = boards.get_board(config.board.name)
+        self._parts = contextlib.ExitStack()
+        self._state: PhoneState | None = None
+        self._published_status: tuple[bool, str] | None = None
+        self.recent = RecentEvents(config.device.id)
+        self.core: PhoneCore | None = None
+        self.hardware: Any = None
+        self.sip: Any = None
+        self.bridge: Any = None
+        self.panel: Any = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start_parts()
+        except BaseException:
+            self._parts.close()
+            raise
+
+    def _start_parts(self) -> None:
+        config = self.config
+        storage = config.storage.dir
+        storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+        factory = hal.make_pin_factory(config.board.pin_factory)
+        self._parts.callback(factory.close)
+        audio_settings = self._audio_settings()
+        if config.board.name == "sim":
+            from hal.simulated import SimulatedPanel
+
+            self.panel = SimulatedPanel(factory, self.board)
+
+        self.hardware = hal.build_hardware(self.board, factory, audio_settings)
+        self._parts.callback(self.hardware.close)
+
+        state = initial_state(
+            PhoneSettings.from_config(config.dialplan, call_id_prefix=f"out-{secrets.token_hex(3)}-"),
+            dnd=config.sip.do_not_disturb,
+            off_hook=self.hardware.hook.is_off_hook,
+        )
+        reporters: list[Any] = [LogReporter(), self.recent]
+        if config.mqtt.enabled:
+            self.bridge = self._make_bridge()
+            reporters.append(self.bridge)
+        # Parts are made before anything starts, so that every callback finds its receiver.
+        self.sip = sip_stack.UserAgent(self._sip_settings(), self._on_sip_event)
+        actuators = PhoneActuators(self.hardware, self.sip)
+        self.core = PhoneCore(state, actuators, reporters, on_state=self._on_state)
+        self._state = state
+        self.core.timers.start()
+        self._parts.callback(self.core.timers.stop)
+
+        try:
+            self.sip.start()
+        except RuntimeError as exc:
+            raise StartupError(str(exc)) from exc
+        self._parts.callback(self.sip.stop)
+
+        self.hardware.audio.start(self.sip.audio.read_earpiece_frame, self.sip.audio.write_mic_frame)
+        self._parts.callback(self.hardware.audio.stop)
+        if config.audio.volume_percent is not None:
+            self.hardware.audio.set_volume(config.audio.volume_percent)
+
+        if self.bridge is not None:
+            self.bridge.start()
+            self._parts.callback(self.bridge.stop)
+
+        self.hardware.hook.when_changed = self._on_hook
+        self.hardware.keypad.when_key = self._on_key
+        self.hardware.keypad.start()
+
+        if self.panel is not None:
+            from firmware.sim_control import SimControlServer
+
+            control = SimControlServer(config.sim.control_socket, self.panel, self.snapshot)
+            control.start()
+            self._parts.callback(control.stop)
+
+    def serve(self) -> None:
+        """Run the core thread's loop (in the calling thread) until :meth:`request_stop`."""
+        assert self.core is not None
+        interval = systemd.watchdog_interval_s()
+        systemd.notify("READY=1\nSTATUS=running")
+        logger.info("deskphone %s running as %s", __version__, self.config.device.id)
+        self.core.run(heartbeat=self._heartbeat, heartbeat_s=min(interval or 1.0, 1.0))
+
+    def request_stop(self) -> None:
+        if self.core is not None:
+            self.core.stop()
+
+    def stop(self) -> None:
+        systemd.notify("STOPPING=1")
+        self._parts.close()
+        logger.info("deskphone stopped")
+
+    # -- wiring ---------------------------------------------------------------------------------------
+
+    def _on_sip_event(self, event: sip_stack.SipEvent) -> None:
+        assert self.core is not None
+        self.core.post(to_input(event, self.config.sip.trusted_pbx))
+
+    def _on_command(self, command: cmd.Command) -> None:
+        assert self.core is not None
+        self.core.post(command)
+
+    def _on_hook(self, off_hook: bool) -> None:
+        assert self.core is not None
+        self.core.post(cmd.LiftHandset() if off_hook else cmd.ReplaceHandset())
+
+    def _on_key(self, key: str) -> None:
+        assert self.core is not None
+        self.core.post(cmd.PressKey(key))
+
+    def _on_state(self, state: PhoneState) -> None:
+        self._state = state
+        status = (state.registered, AVAILABILITY.get(state.mode, state.mode))
+        if self.bridge is not None and status != self._published_status:
+            self._published_status = status
+            self.bridge.update_status(registered=status[0], state=status[1], extension=self.config.sip.user)
+
+    def _heartbeat(self) -> None:
+        systemd.notify("WATCHDOG=1")
+
+    # -- views ----------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the sim socket shows: the phone as a person sees it, plus counters. Any thread."""
+        state = self._state
+        hw = self.hardware
+        call = state.call if state else None
+        return {
+            "device_id": self.config.device.id,
+            "phone_state": state.mode if state else "starting",
+            "registered": bool(state and state.registered),
+            "dnd": bool(state and state.dnd),
+            "digits": state.digits if state else "",
+            "missed_call": bool(state and state.missed_call),
+            "hook": "up" if hw.hook.is_off_hook else "down",
+            "leds": {"line": hw.line_led.mode, "message": hw.message_led.mode},
+            "ringer": hw.ringer.pattern,
+            "display": hw.display.text,
+            "call": None
+            if call is None
+            else {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number},
+            "audio": hw.audio.counters(),
+            "bridge": self.sip.audio.counters() if self.sip else {},
+            "sip": _without(self.sip.status(), "audio") if self.sip else {},
+            "mqtt": self.bridge.counters() if self.bridge else None,
+            "events": self.recent.events(),
+            "replies": self.recent.replies(),
+        }
+
+    # -- settings -------------------------------------------------------------------------------------
+
+    def _audio_settings(self) -> hal.AudioSettings:
+        audio = self.config.audio
+        capture = audio.capture_device or None
+        playback = audio.playback_device or None
+        if self.config.board.name == "sim":
+            from hal.sim_alsa import use_asoundrc, write_asoundrc
+
+            sim = self.config.sim
+            capture, playback = write_asoundrc(
+                sim.asoundrc, sim.mic_file, sim.earpiece_file, audio.sample_rate
+            )
+            use_asoundrc(sim.asoundrc)
+        return hal.AudioSettings(
+            sample_rate=audio.sample_rate,
+            frame_ms=audio.frame_ms,
+            capture_device=capture,
+            playback_device=playback,
+            volume_percent=audio.volume_percent,
+        )
+
+    def _sip_settings(self) -> sip_stack.SipSettings:
+        sip = self.config.sip
+        return sip_stack.SipSettings(
+            registrar=sip.registrar,
+            user=sip.user,
+            password=sip.password.reveal(),
+            domain=sip.domain,
+            auth_user=sip.auth_user,
+            display_name=sip.display_name,
+            transport=sip.transport,
+            local_port=sip.local_port,
+            bind_address=sip.bind_address,
+            media_port_start=sip.media_port,
+            register_expiry_s=sip.register_expiry_s,
+            retry_interval_s=sip.retry_interval_s,
+            codecs=tuple(sip.codecs),
+            clock_rate=self.config.audio.sample_rate,
+            frame_ms=self.config.audio.frame_ms,
+            tone_plan=self.config.audio.tone_plan,
+            tls_ca_file=str(sip.tls_ca_file or ""),
+            tls_verify_server=sip.tls_verify_server,
+            user_agent=f"deskphone/{__version__}",
+        )
+
+    def _make_bridge(self) -> Any:
+        from crm_bridge.bridge import CrmBridge
+        from crm_bridge.settings import MqttSettings, PhoneStatus
+
+        mqtt = self.config.mqtt
+        settings = MqttSettings(
+            host=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username or None,
+            password=mqtt.password.reveal() or None,
+            tls=mqtt.tls,
+            ca_file=str(mqtt.ca_file) if mqtt.ca_file else None,
+            client_cert=str(mqtt.client_cert) if mqtt.client_cert else None,
+            client_key=str(mqtt.client_key) if mqtt.client_key else None,
+            topic_prefix=mqtt.topic_prefix,
+            keepalive_s=mqtt.keepalive_s,
+            session_expiry_s=mqtt.session_expiry_s,
+            outbox_path=str(self.config.storage.dir / "outbox.sqlite3"),
+            outbox_max_events=mqtt.outbox_max_events,
+            firmware_version=__version__,
+        )
+
+        def status() -> PhoneStatus:
+            state = self._state
+            mode = state.mode if state else "idle"
+            return PhoneStatus(
+                registered=bool(state and state.registered),
+                state=AVAILABILITY.get(mode, mode),
+                extension=self.config.sip.user,
+            )
+
+        return CrmBridge(settings, self.config.device.id, self._on_command, status)
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def run_daemon(config_path: Path) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(f"{config_path}: {error}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{config_path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    configure_logging(config.log.level, secrets=[config.sip.password.reveal(), config.mqtt.password.reveal()])
+    daemon = Daemon(config)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+        daemon.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.start()
+    except Exception as exc:
+        logger.debug("start-up failed", exc_info=True)
+        print(f"deskphone: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if not stopping.is_set():
+            daemon.serve()
+    finally:
+        daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_daemon(Path(os.environ.get("DESKPHONE_CONFIG", "/etc/deskphone/deskphone.toml"))))
