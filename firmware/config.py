@@ -42,6 +42,7 @@ KNOWN_BOARDS = ("sim", "rpi-v1")
 PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
 DEFAULT_STORAGE_DIR = Path("/var/lib/deskphone")
 NO_SECRET = Secret("")
+SECRETS_FILE_NAME = "secrets.toml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
 CODEC = check.string(r"[A-Za-z0-9_-]+/\d+", "NAME/RATE, e.g. 'PCMA/8000'")
@@ -191,17 +192,33 @@ _PATH_KEYS = {
 }
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and check the TOML file at ``path``; relative paths in it are taken from its directory."""
+def load_config(path: str | Path, secrets_path: str | Path | None = None) -> Config:
+    """Read and check the TOML file at ``path``; relative paths in it are taken from its directory.
+
+    The secrets file (``secrets_path``, by default ``secrets.toml`` beside the config when it exists,
+    as ``tools/flash.py`` installs it) is merged over the config key by key.
+    """
     path = Path(path)
+    data = _read_toml(path)
+    default_secrets = path.parent / SECRETS_FILE_NAME
+    if secrets_path is None and default_secrets.exists():
+        secrets_path = default_secrets
+    if secrets_path is not None:
+        for section_name, table in _read_toml(Path(secrets_path)).items():
+            base = data.get(section_name, {})
+            both_tables = isinstance(base, dict) and isinstance(table, dict)
+            data[section_name] = base | table if both_tables else table
+    return parse_config(data, base_dir=path.resolve().parent)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as file:
-            data = tomllib.load(file)
+            return tomllib.load(file)
     except OSError as error:
         raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
-    return parse_config(data, base_dir=path.resolve().parent)
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> Config:

@@ -189,3 +189,23 @@ def test_load_config_reports_unreadable_and_malformed_files(tmp_path):
     broken.write_text("[sip\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_load_config_merges_the_secrets_file_beside_it(tmp_path):
+    (tmp_path / "deskphone.toml").write_text(
+        '[device]\nid = "desk-1"\n[sip]\nregistrar = "pbx"\nuser = "201"\n'
+    )
+    (tmp_path / "secrets.toml").write_text('[sip]\npassword = "from-secrets"\n[mqtt]\npassword = "mq"\n')
+    config = load_config(tmp_path / "deskphone.toml")
+    assert config.sip.password.reveal() == "from-secrets" and config.sip.user == "201"
+    assert config.mqtt.password.reveal() == "mq"
+
+
+def test_load_config_with_an_explicit_secrets_file(tmp_path):
+    (tmp_path / "deskphone.toml").write_text(
+        '[device]\nid = "desk-1"\n[sip]\nregistrar = "pbx"\nuser = "201"\n'
+    )
+    (tmp_path / "other.toml").write_text('[sip]\npassword = "pw"\n')
+    assert load_config(tmp_path / "deskphone.toml", tmp_path / "other.toml").sip.password.reveal() == "pw"
+    with pytest.raises(ConfigError, match=r"sip\.password: required key is missing"):
+        load_config(tmp_path / "deskphone.toml")
