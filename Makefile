@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 deps-py: $(VENV)/.installed
 
 run: deps
-	$(PY) -m firmware.demo --dir $(RUN_DIR)
+	$(PY) -m lab.demo --dir $(RUN_DIR)
 
 test: deps
 	$(PY) -m pytest -q

@@ -50,10 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
     console = sim_sub.add_parser("console", help="play with the phone from the terminal")
     console.set_defaults(handler=_sim_console)
 
-    from crm_bridge.cli import add_crm_subcommands
+    from crm_bridge.cli import add_crm_subcommands, run_crm
 
-    crm = sub.add_parser("crm", help="act as the CRM: click-to-call and watch events over MQTT")
-    add_crm_subcommands(crm)
+    add_crm_subcommands(sub).set_defaults(handler=run_crm)
     return parser
 
 

@@ -1,0 +1,165 @@
+"""`make run`: the phone on the simulated board, between a local PBX and a local CRM broker.
+
+Starts kamailio (registrar with digest auth) with extensions 1001 (this phone) and 1002 (a baresip far
+end that answers by itself and plays a tone), mosquitto as the CRM's broker, and the phone daemon.
+Prints how to use the phone and waits; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.servers.audio import write_sine_wav
+from tests.servers.baresip import Baresip
+from tests.servers.kamailio import Kamailio
+from tests.servers.mosquitto import Mosquitto
+from tests.servers.ports import free_port
+
+PHONE_USER, PHONE_PASSWORD = "1001", "demo-phone-secret"
+FAR_USER, FAR_PASSWORD = "1002", "demo-far-secret"
+DEVICE_ID = "desk-1001"
+
+
+def phone_config(run_dir: Path, registrar: str, mqtt_port: int | None, sip_port: int) -> str:
+    mqtt = (
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
+        if mqtt_port
+        else "[mqtt]\nenabled = false\n"
+    )
+    return f"""# Written by `make run` (lab/demo.py): the phone on the simulated board.
+[device]
+id = "{DEVICE_ID}"
+
+[board]
+name = "sim"
+pin_factory = "mock"
+
+[sim]
+control_socket = "sim.sock"
+mic_file = "mic.wav"
+earpiece_file = "earpiece.raw"
+asoundrc = "asoundrc"
+
+[sip]
+registrar = "{registrar}"
+user = "{PHONE_USER}"
+password = "{PHONE_PASSWORD}"
+local_port = {sip_port}
+bind_address = "127.0.0.1"
+trusted_pbx = ["127.0.0.1"]
+
+[dialplan]
+digit_map = "1xxx|*xx"
+interdigit_timeout_s = 4
+
+{mqtt}
+[storage]
+dir = "state"
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("run"))
+    parser.add_argument("--no-mqtt", action="store_true", help="run the phone as a plain extension")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.dir.absolute()
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+
+    kamailio = Kamailio(run_dir / "kamailio", users={PHONE_USER: PHONE_PASSWORD, FAR_USER: FAR_PASSWORD})
+    kamailio.start()
+    registrar = f"{kamailio.host}:{kamailio.port}"
+    far_tone = write_sine_wav(run_dir / "far-end-440hz.wav", freq=440.0, seconds=60.0, rate=16000)
+    far_end = Baresip(
+        run_dir / "far-end", user=FAR_USER, password=FAR_PASSWORD, registrar=registrar, source_wav=far_tone
+    )
+    far_end.start()
+
+    broker: Mosquitto | None = None
+    if not args.no_mqtt and (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()):
+        broker = Mosquitto(run_dir / "mosquitto")
+        broker.start()
+
+    write_sine_wav(run_dir / "mic.wav", freq=1000.0, seconds=60.0, rate=16000)
+    config_path = run_dir / "deskphone.toml"
+    config_path.write_text(
+        phone_config(run_dir, registrar, broker.port if broker and not args.no_mqtt else None, free_port())
+    )
+    (run_dir / "lab.json").write_text(
+        json.dumps({"far_end_ctrl_port": far_end.ctrl_port, "mqtt_port": broker.port if broker else None})
+    )
+    deskphone = Path(sys.executable).with_name("deskphone")
+    log = (run_dir / "phone.log").open("wb")
+    phone = subprocess.Popen(
+        [str(deskphone), "run", "--config", str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=run_dir,
+    )
+    _print_instructions(run_dir, deskphone, broker)
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop and phone.poll() is None:
+            time.sleep(0.2)
+    finally:
+        if phone.poll() is None:
+            phone.terminate()
+            phone.wait(15)
+        far_end.stop()
+        if broker:
+            broker.stop()
+        kamailio.stop()
+    return phone.returncode or 0
+
+
+def _print_instructions(run_dir: Path, deskphone: Path, broker: Mosquitto | None) -> None:
+    sock = run_dir / "sim.sock"
+    rel = os.path.relpath(deskphone)
+    print(
+        f"""
+The phone (extension {PHONE_USER}, device {DEVICE_ID}) runs on the simulated board; its log is
+{run_dir}/phone.log. In another terminal:
+
+  export DESKPHONE_SIM_SOCKET={sock}
+  {rel} sim state              # what the phone shows
+  {rel} sim hook up            # lift the handset: dial tone
+  {rel} sim keys 1002#         # call the far end (extension {FAR_USER}, answers and plays 440 Hz)
+  {rel} sim hook down          # hang up
+  {rel} sim console            # or play interactively
+
+The earpiece is recorded to {run_dir}/earpiece.raw (raw S16_LE mono 16 kHz; play it with
+`aplay -f S16_LE -r 16000 -c 1 {run_dir}/earpiece.raw`); the microphone plays {run_dir}/mic.wav (1 kHz).
+
+To call the phone from the far end:   {sys.executable} -m lab.farend --dir {run_dir} dial {PHONE_USER}
+and to hang up the far end:           {sys.executable} -m lab.farend --dir {run_dir} hangup
+"""
+    )
+    if broker:
+        print(
+            f"""Click-to-call from the CRM side (MQTT broker on 127.0.0.1:{broker.port}):
+  {rel} crm dial --port {broker.port} --device {DEVICE_ID} 1002     # alerts; then lift the handset
+  {rel} crm watch --port {broker.port} --device {DEVICE_ID}         # every event of the phone
+"""
+        )
+    print("Ctrl-C stops the phone, the far end, the broker and the registrar.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
