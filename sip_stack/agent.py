@@ -173,7 +173,7 @@ class UserAgent:
         self._log_writer = PjLogWriter()
         cfg.logConfig.writer = self._log_writer
         cfg.logConfig.level = s.log_level
-        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.consoleLevel = s.log_level  # the writer only sees what passes consoleLevel
         cfg.logConfig.msgLogging = s.log_level >= 4
         cfg.logConfig.decor = 0
         cfg.medConfig.clockRate = s.clock_rate

@@ -3,6 +3,7 @@
 - ``kamailio``: a fresh registrar+proxy per test (users added with ``add_user``).
 - ``baresip_factory``: ``baresip_factory(user, password="pw", auto_answer=True, source_wav=None)``
   registers the user at ``kamailio`` and starts a baresip for it; all are stopped at teardown.
+- ``phone_factory``: starts ``deskphone run`` on the sim board, registered at ``kamailio``.
 - ``tone_wav``: a 16 kHz mono WAV of a 440 Hz sine (baresip's default audio source).
 """
 
@@ -18,8 +19,11 @@ import pytest
 from tests.servers.audio import write_sine_wav
 from tests.servers.baresip import Baresip
 from tests.servers.kamailio import Kamailio
+from tests.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
+from tests.servers.ports import free_port
 
 BaresipFactory = Callable[..., Baresip]
+PhoneFactory = Callable[..., PhoneProcess]
 
 
 def _require(binary: str) -> None:
@@ -70,3 +74,45 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
     finally:
         for agent in reversed(started):
             agent.stop()
+
+
+@pytest.fixture
+def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
+    """Start phone daemons on the sim board registered at the ``kamailio`` fixture (user 1001)."""
+    started: list[PhoneProcess] = []
+    counter = itertools.count(1)
+
+    def start(
+        user: str = PHONE_USER,
+        password: str = PHONE_PASSWORD,
+        register_password: str | None = None,
+        mqtt_port: int | None = None,
+        mic_file: Path | None = None,
+        device_id: str = "desk-test",
+        extra: str = "",
+        workdir: Path | None = None,
+    ) -> PhoneProcess:
+        kamailio.add_user(user, register_password if register_password is not None else password)
+        workdir = workdir or tmp_path / f"phone-{user}-{next(counter)}"
+        sip_port = free_port()
+        text = phone_config_text(
+            workdir,
+            f"{kamailio.host}:{kamailio.port}",
+            sip_port,
+            device_id=device_id,
+            user=user,
+            password=password,
+            mqtt_port=mqtt_port,
+            mic_file=mic_file,
+            extra=extra,
+        )
+        phone = PhoneProcess(workdir, text, sip_port)
+        started.append(phone)
+        phone.start()
+        return phone
+
+    try:
+        yield start
+    finally:
+        for phone in reversed(started):
+            phone.stop()

@@ -52,6 +52,7 @@ loadmodule "auth.so"
 loadmodule "auth_db.so"
 
 modparam("usrloc", "db_mode", 0)
+modparam("db_text", "db_mode", 1)  # re-read a table file when it changes (add_user)
 modparam("registrar", "max_expires", 3600)
 modparam("registrar", "min_expires", 10)
 modparam("rr", "enable_double_rr", 1)
@@ -129,6 +130,7 @@ class Kamailio:
     domain: str = LOOPBACK
     users: dict[str, str] = field(default_factory=dict)
     _proc: subprocess.Popen[bytes] | None = None
+    _table_mtime: float = 0.0
 
     @property
     def log_path(self) -> Path:
@@ -203,6 +205,10 @@ class Kamailio:
         path = self.db_dir / "subscriber"
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
+        # db_text reloads a table when its mtime changes, at one-second resolution: always move it on.
+        stamp = max(time.time(), self._table_mtime + 1.0)
+        os.utime(tmp, (stamp, stamp))
+        self._table_mtime = stamp
         os.replace(tmp, path)
 
     def log_text(self) -> str:

@@ -1,0 +1,154 @@
+"""Pure parts of sip_stack: settings, SIP text parsing, tone plans, frame FIFO."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sip_stack import SipSettings
+from sip_stack.frame_fifo import FrameFifo
+from sip_stack.sipmsg import header_values, host_of, parse_name_addr, user_part
+from sip_stack.tones import TONE_KINDS, TONE_PLANS, tone_for
+
+INVITE = (
+    "INVITE sip:phone@10.0.0.2 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"
+    'From: "Front Desk" <sip:100@pbx>;tag=1\r\n'
+    "call-info: <sip:pbx>;answer-after=0\r\n"
+    "Alert-Info: <http://x/ring>;\r\n"
+    " info=alert-autoanswer\r\n"
+    "Alert-Info: <urn:alert:service:normal>\r\n"
+    "Answer-Mode: Auto\r\n"
+    "Content-Length: 0\r\n"
+    "\r\n"
+    "Call-Info: not-a-header-body-line\r\n"
+)
+
+
+def test_settings_defaults_and_derived_values() -> None:
+    s = SipSettings(registrar="pbx.example:5070", user="201", password="s3cret")
+    assert s.sip_domain == "pbx.example"
+    assert s.auth_username == "201"
+    assert s.codecs[0] == "G722/16000"
+    assert s.frame_bytes == 640
+    assert s.uri_params() == ""
+    assert "s3cret" not in repr(s)
+    assert SipSettings(registrar="h", user="u", transport="tcp").uri_params() == ";transport=tcp"
+
+
+def test_settings_collect_every_error() -> None:
+    with pytest.raises(ValueError) as err:
+        SipSettings(registrar="", user="", transport="sctp", tone_plan="xx")
+    text = str(err.value)
+    for word in ("registrar", "user", "transport", "tone_plan"):
+        assert word in text
+
+
+def test_header_values_case_folding_repeats_and_body() -> None:
+    headers = header_values(INVITE)
+    assert headers["Call-Info"] == "<sip:pbx>;answer-after=0"
+    assert headers["Alert-Info"] == "<http://x/ring>; info=alert-autoanswer, <urn:alert:service:normal>"
+    assert headers["Answer-Mode"] == "Auto"
+    assert header_values("INVITE sip:x SIP/2.0\nTo: <sip:x>\n\n") == {}
+    assert header_values("") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"Front Desk" <sip:100@pbx>;tag=1', ("100", "Front Desk", "sip:100@pbx")),
+        (
+            "Bob <sip:bob@127.0.0.1:5060;transport=tcp>",
+            ("bob", "Bob", "sip:bob@127.0.0.1:5060;transport=tcp"),
+        ),
+        ("<sip:200@pbx>", ("200", "", "sip:200@pbx")),
+        ("sip:300@pbx;tag=9", ("300", "", "sip:300@pbx")),
+        ('"A \\"q\\"" <tel:+4930123>', ("+4930123", 'A "q"', "tel:+4930123")),
+    ],
+)
+def test_parse_name_addr(text: str, expected: tuple[str, str, str]) -> None:
+    assert parse_name_addr(text) == expected
+
+
+def test_user_part_and_host_of() -> None:
+    assert user_part("sip:pbx.example") == ""
+    assert host_of("127.0.0.1:5060") == "127.0.0.1"
+    assert host_of("[::1]:5060") == "::1"
+    assert host_of("pbx") == "pbx"
+
+
+def test_every_plan_has_every_tone() -> None:
+    for plan, tones in TONE_PLANS.items():
+        assert set(tones) == set(TONE_KINDS), plan
+    assert tone_for("us", "dial")[0].freq1 == 350 and tone_for("us", "dial")[0].freq2 == 440
+    assert tone_for("eu", "busy")[0].freq1 == 425
+    assert tone_for("ru", "ringback")[0].on_ms == 800
+    with pytest.raises(ValueError):
+        tone_for("eu", "howler")
+
+
+def frame(n: int) -> bytes:
+    return bytes([n % 256]) * 4
+
+
+def test_fifo_primes_then_passes_frames_in_order() -> None:
+    fifo = FrameFifo(4, target=2, high_water=4, capacity=6)
+    assert fifo.pop() == bytes(4)  # priming: silence, not an underrun
+    fifo.push(frame(1))
+    assert fifo.pop() == bytes(4)
+    fifo.push(frame(2))
+    assert fifo.pop() == frame(1)
+    assert fifo.pop() == frame(2)
+    assert fifo.underruns == 0
+
+
+def test_fifo_counts_underrun_and_reprimes() -> None:
+    fifo = FrameFifo(4, target=2, high_water=4, capacity=6)
+    fifo.push(frame(1))
+    fifo.push(frame(2))
+    fifo.pop()
+    fifo.pop()
+    assert fifo.pop() == bytes(4)
+    assert fifo.underruns == 1
+    fifo.push(frame(3))
+    assert fifo.pop() == bytes(4)  # priming again, not counted twice
+    assert fifo.underruns == 1
+
+
+def test_fifo_drift_correction_when_producer_is_faster() -> None:
+    fifo = FrameFifo(4, target=2, high_water=4, capacity=8)
+    for n in range(6):
+        fifo.push(frame(n))
+    assert fifo.pop() == frame(1)  # frame 0 dropped: fill above high water
+    assert fifo.drift_corrections == 1
+    assert fifo.dropped_frames == 1
+
+
+def test_fifo_overrun_drops_oldest_when_consumer_stopped() -> None:
+    fifo = FrameFifo(4, target=1, high_water=2, capacity=3)
+    for n in range(5):
+        fifo.push(frame(n))
+    assert len(fifo) == 3
+    assert fifo.overruns == 2
+    assert fifo.pop() != frame(0)
+
+
+def test_fifo_pads_short_frames_and_is_thread_safe() -> None:
+    fifo = FrameFifo(4, target=1, high_water=50, capacity=100)
+    fifo.push(b"\x01")
+    assert fifo.pop() == b"\x01\0\0\0"
+
+    def produce() -> None:
+        for n in range(1000):
+            fifo.push(frame(n))
+
+    threads = [threading.Thread(target=produce) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(2000):
+        fifo.pop()
+    for t in threads:
+        t.join()
+    assert fifo.pushed == 4001
+    assert len(fifo) <= fifo.capacity
