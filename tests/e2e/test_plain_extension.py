@@ -1,0 +1,174 @@
+"""The phone as a plain SIP extension (no broker): registration, calls, audio, DTMF, tones, LEDs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
+from tests.servers.phone import PHONE_PASSWORD, events_of
+
+pytestmark = pytest.mark.e2e
+
+RATE = 16000
+
+
+def earpiece(phone, since_bytes: int = 0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    raw = phone.earpiece_path.read_bytes()[since_bytes:]
+    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+
+
+def listen(phone, seconds: float, timeout: float = 10.0) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What the earpiece receives during the next ``seconds`` (waits for the file to grow)."""
+    start = phone.earpiece_path.stat().st_size
+    wanted = start + int(seconds * RATE) * 2
+    deadline = time.monotonic() + timeout
+    while phone.earpiece_path.stat().st_size < wanted:
+        assert time.monotonic() < deadline, "the earpiece stream stalled"
+        time.sleep(0.05)
+    return earpiece(phone, start)[: int(seconds * RATE)]
+
+
+def tone_in(samples: np.ndarray, freq: float, tolerance: float = 15.0) -> bool:
+    """Whether ``freq`` is the dominant frequency of the loudest second of ``samples``."""
+    if len(samples) < RATE:
+        return False
+    best = max(
+        (samples[i : i + RATE] for i in range(0, len(samples) - RATE + 1, RATE // 4)),
+        key=lambda s: float(np.mean(s.astype(np.float64) ** 2)),
+    )
+    return abs(dominant_frequency(best, RATE) - freq) < tolerance and rms_dbfs(best) > -40
+
+
+@pytest.fixture
+def mic_wav(tmp_path: Path) -> Path:
+    return write_sine_wav(tmp_path / "mic1k.wav", freq=1000.0, seconds=120.0, rate=RATE, amplitude=0.3)
+
+
+def test_registers_with_the_right_password(phone_factory):  # type: ignore[no-untyped-def]
+    phone = phone_factory()
+    state = phone.wait_for(lambda s: s["registered"], what="registration")
+    registration = events_of(state, "registration.changed")[-1]
+    assert registration["data"]["registered"] is True
+    assert registration["data"]["code"] == 200
+
+
+def test_wrong_password_is_refused_with_a_clear_state_and_no_secret_in_the_log(phone_factory):  # type: ignore[no-untyped-def]
+    phone = phone_factory(password="wrong-secret-123", register_password=PHONE_PASSWORD)
+    state = phone.wait_for(lambda s: events_of(s, "registration.changed"), what="registration attempt")
+    event = events_of(state, "registration.changed")[-1]
+    assert event["data"]["registered"] is False
+    assert event["data"]["code"] in (401, 403)
+    assert state["registered"] is False
+    log = phone.log_text()
+    assert "registration failed" in log.lower() or "403" in log or "401" in log
+    assert "wrong-secret-123" not in log
+
+
+def test_outgoing_call_two_way_audio_dtmf_and_hangup(phone_factory, baresip_factory, mic_wav):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=True)  # plays 440 Hz
+    phone = phone_factory(mic_file=mic_wav)
+    phone.wait_for(lambda s: s["registered"], what="registration")
+
+    phone.client.hook(True)
+    state = phone.wait_mode("dialing")
+    assert state["hook"] == "up"
+    assert tone_in(listen(phone, 1.5), 425.0), "no 425 Hz dial tone (EU plan) in the earpiece"
+
+    phone.client.keys("1002#")
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    state = phone.wait_mode("in_call")
+    answered_at = time.monotonic()
+    assert state["leds"]["line"] == "on"
+    call_events = [e["type"] for e in state["events"] if e["type"].startswith("call.")]
+    assert call_events == ["call.outgoing", "call.ringing", "call.answered"]
+    assert tone_in(listen(phone, 2.0), 440.0), "the far end's 440 Hz did not reach the earpiece"
+    phone.client.keys("5")
+    phone.client.keys("9")
+    time.sleep(1.0)
+    phone.client.hook(False)
+    talk_s = time.monotonic() - answered_at
+    far.wait_for_event("CALL_CLOSED", timeout=10)
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["direction"] == "outbound"
+    assert ended["call"]["disposition"] == "answered"
+    assert ended["call"]["hangup_by"] == "local"
+    assert ended["call"]["remote"]["number"] == "1002"
+    assert abs(ended["call"]["talk_s"] - talk_s) < 0.5
+
+    sent = far.recorded_wav_path("dec")
+    assert sent is not None
+    samples, rate = read_wav(sent)
+    assert abs(dominant_frequency(samples[-rate * 2 :], rate) - 1000.0) < 15
+    assert rms_dbfs(samples[-rate * 2 :]) > -30, "the phone's microphone arrived too quietly"
+    assert "59" in far.received_dtmf()
+    assert phone.state()["phone_state"] == "idle"
+
+
+def test_incoming_call_rings_answers_and_remote_hangup_gives_busy_tone(
+    phone_factory, baresip_factory, kamailio
+):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+
+    far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
+    state = phone.wait_mode("ringing_in")
+    assert state["ringer"] == "normal"
+    state = phone.wait_for(lambda s: s["leds"]["line"] == "blink", what="line LED blinking")
+    incoming = events_of(state, "call.incoming")[-1]
+    assert incoming["call"]["remote"]["number"] == "1002"
+
+    phone.client.hook(True)
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    state = phone.wait_mode("in_call")
+    assert state["ringer"] is None
+    assert tone_in(listen(phone, 1.5), 440.0)
+
+    far.hangup()
+    phone.wait_mode("ended")
+    assert tone_in(listen(phone, 2.0), 425.0), "no busy tone after the remote hung up"
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["disposition"] == "answered"
+    assert ended["call"]["hangup_by"] == "remote"
+    phone.client.hook(False)
+    phone.wait_mode("idle")
+
+
+def test_call_abandoned_before_answer_is_a_missed_call(phone_factory, baresip_factory, kamailio):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
+    phone.wait_mode("ringing_in")
+    time.sleep(1.0)
+    far.hangup()
+    state = phone.wait_mode("idle")
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["disposition"] == "missed"
+    assert ended["call"]["talk_s"] == 0
+    assert ended["call"]["ring_s"] >= 0.9
+    state = phone.wait_for(lambda s: s["leds"]["message"] == "on", what="message LED on")
+    assert state["missed_call"] is True
+    assert state["ringer"] is None
+    phone.client.hook(True)
+    phone.wait_for(lambda s: s["leds"]["message"] == "off", what="message LED off after lifting")
+
+
+def test_do_not_disturb_rejects_with_486(phone_factory, baresip_factory, kamailio):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory(extra="")
+    phone.stop()
+    phone.config_text = phone.config_text.replace("trusted_pbx", "do_not_disturb = true\ntrusted_pbx")
+    phone.start()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
+    closed = far.wait_for_event("CALL_CLOSED", timeout=10)
+    assert "486" in str(closed.get("param", "")) or "Busy" in str(closed.get("param", ""))
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["disposition"] == "rejected"
+    assert ended["call"]["sip_code"] == 486
+    assert phone.state()["ringer"] is None

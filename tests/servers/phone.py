@@ -1,0 +1,198 @@
+"""The phone daemon itself, on the simulated board, as a subprocess a test can drive and kill."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware.sim_control import SimClient
+from tests.servers.ports import LOOPBACK, free_port
+
+PHONE_USER = "1001"
+PHONE_PASSWORD = "phone-pw-7f3a"
+
+
+def phone_config_text(
+    workdir: Path,
+    registrar: str,
+    sip_port: int,
+    *,
+    device_id: str = "desk-test",
+    user: str = PHONE_USER,
+    password: str = PHONE_PASSWORD,
+    mqtt_port: int | None = None,
+    mic_file: Path | None = None,
+    extra: str = "",
+) -> str:
+    mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
+    mic = f'mic_file = "{mic_file}"\n' if mic_file else ""
+    return f"""[device]
+id = "{device_id}"
+
+[board]
+name = "sim"
+
+[sim]
+control_socket = "{workdir}/sim.sock"
+earpiece_file = "{workdir}/earpiece.raw"
+asoundrc = "{workdir}/asoundrc"
+{mic}
+[sip]
+registrar = "{registrar}"
+user = "{user}"
+password = "{password}"
+local_port = {sip_port}
+bind_address = "{LOOPBACK}"
+media_port = {free_port()}
+retry_interval_s = 2
+trusted_pbx = ["{LOOPBACK}"]
+
+[dialplan]
+interdigit_timeout_s = 2
+
+[mqtt]
+{mqtt}
+[storage]
+dir = "{workdir}/state"
+
+[log]
+level = "DEBUG"
+{extra}
+"""
+
+
+@dataclass
+class PhoneProcess:
+    """``deskphone run`` on the sim board; ``client`` is its control socket."""
+
+    workdir: Path
+    config_text: str
+    sip_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    _client: SimClient | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "deskphone.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "phone.log"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.workdir / "sim.sock"
+
+    @property
+    def earpiece_path(self) -> Path:
+        return self.workdir / "earpiece.raw"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text)
+        self.socket_path.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"phone exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            if self.socket_path.exists():
+                with contextlib.suppress(OSError):
+                    self._client = SimClient(self.socket_path)
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"phone did not start:\n{self.log_text()[-3000:]}")
+
+    @property
+    def client(self) -> SimClient:
+        assert self._client is not None, "phone not started"
+        return self._client
+
+    def state(self) -> dict[str, Any]:
+        return self.client.state()
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0, what: str = "condition"
+    ) -> dict[str, Any]:
+        """Poll the control socket until ``predicate(state)`` holds; the state that satisfied it."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, (
+                "phone died:\n" + self.log_text()[-3000:]
+            )
+            state = self.state()
+            if predicate(state):
+                return state
+            time.sleep(0.05)
+        raise TimeoutError(f"phone: no {what} within {timeout}s; last state {_brief(state)}")
+
+    def wait_mode(self, mode: str, timeout: float = 10.0) -> dict[str, Any]:
+        return self.wait_for(lambda s: s["phone_state"] == mode, timeout, f"mode {mode}")
+
+    def wait_event(self, event_type: str, timeout: float = 10.0, nth: int = 1) -> dict[str, Any]:
+        state = self.wait_for(
+            lambda s: len(events_of(s, event_type)) >= nth, timeout, f"event {event_type} #{nth}"
+        )
+        return events_of(state, event_type)[nth - 1]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self._client is not None:
+            with contextlib.suppress(OSError):
+                self._client.close()
+            self._client = None
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._client is not None:
+            with contextlib.suppress(OSError):
+                self._client.close()
+            self._client = None
+
+
+def events_of(state: dict[str, Any], event_type: str) -> list[dict[str, Any]]:
+    return [e for e in state.get("events", []) if e["type"] == event_type]
+
+
+def _brief(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: state.get(k) for k in ("phone_state", "registered", "hook", "leds", "ringer", "display")} | {
+        "events": [e["type"] for e in state.get("events", [])]
+    }
