@@ -82,10 +82,17 @@ def test_wrong_password_is_reported_and_never_logged(kamailio, ua_factory, caplo
     assert "right-password" not in caplog.text
 
 
-def test_tcp_registration(kamailio, ua_factory) -> None:
-    _ua, rec = ua_factory(phone_settings(kamailio, transport="tcp"))
+def test_tcp_registration_and_call(kamailio, baresip_factory, ua_factory) -> None:
+    bob = baresip_factory("bob", auto_answer=True)
+    ua, rec = ua_factory(phone_settings(kamailio, transport="tcp"))
     assert rec.wait_for(RegistrationChanged, lambda e: e.registered).code == 200
-    assert "(tcp)" in kamailio.log_text()
+    assert "REQ REGISTER" in kamailio.log_text() and "(tcp)" in kamailio.log_text()
+    ua.make_call("t1", "bob")  # phone -> kamailio over TCP, kamailio -> baresip over UDP
+    rec.wait_for(CallAnswered)
+    bob.wait_for_event("CALL_ESTABLISHED")
+    ua.hangup("t1")
+    assert rec.wait_for(CallEnded).by_remote is False
+    bob.wait_for_event("CALL_CLOSED")
 
 
 def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua_factory) -> None:
