@@ -13,8 +13,6 @@ from sip_stack import SipSettings
 from sip_stack.events import SipEvent
 from tests.servers.kamailio import Kamailio
 
-pj = pytest.importorskip("pjsua2")
-
 
 class EventRecorder:
     """Collects SIP events (from the sip thread) and lets a test wait for them."""
