@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firmware.effects import Effect, LedMode, PlayTone, Ring, RingPattern, SetLed, ShowText, ToneKind
-from firmware.phone.state import PhoneState
+from firmware.phone.state import ClickToCall, PhoneState
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,19 @@ def outputs_of(state: PhoneState) -> Outputs:
             return Outputs(ring="normal", line_led="blink", message_led=message_led, text=remote_text)
         case "alerting":
             pending = state.click_to_call
-            text = (pending.display or pending.number) if pending else remote_text
+            text = _alerting_text(pending) if pending else remote_text
             return Outputs(ring="click_to_call", line_led="blink", message_led=message_led, text=text)
         case "ended":
             return Outputs(tone=state.end_tone, message_led=message_led)
         case _:
             return Outputs(message_led=message_led)
+
+
+def _alerting_text(pending: ClickToCall) -> str:
+    """A CRM click-to-call shows the number and the CRM's ``display``; a PBX one the caller."""
+    if pending.origin == "pbx":
+        return pending.display or pending.number
+    return f"{pending.number} {pending.display}" if pending.display else pending.number
 
 
 def output_effects(before: Outputs | None, after: Outputs) -> list[Effect]:

@@ -278,7 +278,12 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
 
 def _click_to_call_event(event_type: Any, pending: ClickToCall, now: datetime) -> Effect:
     return records.plain_event(
-        event_type, now, request_id=pending.request_id, number=pending.number, crm=pending.crm
+        event_type,
+        now,
+        request_id=pending.request_id,
+        number=pending.number,
+        display=pending.display,
+        crm=pending.crm,
     )
 
 

@@ -461,11 +461,16 @@ def test_click_to_call_alerts_then_lifting_places_the_call():
     phone = registered_phone()
     phone.send(dial_command(display="ACME Ltd", crm={"ticket": 7}))
     assert phone.reply() == Reply.success("r1", status="accepted")
-    assert Ring("click_to_call") in phone.effects and ShowText("ACME Ltd") in phone.effects
+    assert Ring("click_to_call") in phone.effects and ShowText("5551234 ACME Ltd") in phone.effects
     assert StartTimer("click_to_call", 30.0) in phone.effects
     (alerting,) = phone.events()
     assert alerting.type == "click_to_call.alerting"
-    assert alerting.data == {"request_id": "r1", "number": "5551234", "crm": {"ticket": 7}}
+    assert alerting.data == {
+        "request_id": "r1",
+        "number": "5551234",
+        "display": "ACME Ltd",
+        "crm": {"ticket": 7},
+    }
     phone.send(LiftHandset(), after=5)
     assert phone.of(PlaceCall) == [PlaceCall("c1", "5551234")]
     assert CancelTimer("click_to_call") in phone.effects and Ring(None) in phone.effects
