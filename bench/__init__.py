@@ -1,0 +1,1 @@
+"""Benchmarks of the phone against baresip (``python -m bench.run``; ``--quick`` for CI)."""

@@ -1,0 +1,458 @@
+"""The measurements. Each returns plain figures; ``bench.run`` summarises and tabulates them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.lab import (
+    BS_BASETOPIC,
+    BS_USER,
+    FAR_USER,
+    MARK_PERIOD_S,
+    OURS_USER,
+    RATE,
+    Lab,
+    Message,
+    TimedBaresip,
+    mark_onsets,
+    proc_stat,
+)
+from bench.sniff import Packet, Sniffer, rtp_payload, ulaw_decode
+
+logger = logging.getLogger("bench")
+BS_EVENT = f"/{BS_BASETOPIC}/event"
+
+
+def _ours_event(lab: Lab, kind: str):  # type: ignore[no-untyped-def]
+    topic = f"{lab.ours_topic}/events"
+    return lambda m: m.topic == topic and m.payload.get("type") == kind
+
+
+def _bs_event(kind: str):  # type: ignore[no-untyped-def]
+    return lambda m: m.topic == BS_EVENT and m.payload.get("type") == kind
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+# ---- screen pop and call end -----------------------------------------------------------------------
+def incoming_cycles(lab: Lab, system: str, n: int) -> dict[str, list[float]]:
+    """Far end dials, the CRM sees the incoming call (screen pop); answered; far end hangs up (end)."""
+    far, crm = lab.far, lab.crm
+    assert far is not None and crm is not None
+    pops: list[float] = []
+    ends: list[float] = []
+    for _ in range(n):
+        far.clear_events()
+        mark = crm.mark()
+        if system == "ours":
+            assert lab.ours is not None
+            t0 = far.send_command("dial", lab.uri(OURS_USER))
+            pop = crm.wait(_ours_event(lab, "call.incoming"), mark)
+            lab.ours.client.hook(True)
+        else:
+            assert lab.bs is not None
+            t0 = far.send_command("dial", lab.uri(BS_USER))
+            pop = crm.wait(_bs_event("CALL_INCOMING"), mark)
+            lab.bs.send_command("accept")
+        pops.append(_ms(pop.t - t0))
+        far.wait_for_event("CALL_ESTABLISHED")
+        mark = crm.mark()
+        t1 = far.send_command("hangup")
+        end = crm.wait(_ours_event(lab, "call.ended") if system == "ours" else _bs_event("CALL_CLOSED"), mark)
+        ends.append(_ms(end.t - t1))
+        far.wait_for_event("CALL_CLOSED")
+        if system == "ours":
+            assert lab.ours is not None
+            lab.ours.client.hook(False)
+            lab.ours.wait_mode("idle")
+    return {"screen_pop_ms": pops, "call_end_ms": ends}
+
+
+# ---- click to call ---------------------------------------------------------------------------------
+def click_to_call(lab: Lab, system: str, n: int) -> list[float]:
+    """CRM publishes the dial; the far end reports the INVITE (its CALL_INCOMING); far end rejects."""
+    far, crm = lab.far, lab.crm
+    assert far is not None and crm is not None
+    out: list[float] = []
+    for i in range(n):
+        far.clear_events()
+        if system == "ours":
+            assert lab.ours is not None
+            lab.ours.client.hook(True)
+            lab.ours.wait_mode("dialing")
+            mark = crm.mark()
+            t0 = crm.publish(
+                f"{lab.ours_topic}/cmd/dial", {"v": 1, "id": f"bench-{i}", "number": FAR_USER, "ttl_s": 30}
+            )
+        else:
+            mark = crm.mark()
+            token = f"bench{i}"
+            t0 = crm.publish(
+                f"/{BS_BASETOPIC}/command/{token}",
+                {"command": "dial", "params": lab.uri(FAR_USER), "token": token},
+            )
+        invite = far.wait_for_event("CALL_INCOMING")
+        out.append(_ms(invite["_t"] - t0))
+        far.send_command("hangup")
+        crm.wait(_ours_event(lab, "call.ended") if system == "ours" else _bs_event("CALL_CLOSED"), mark)
+        if system == "ours":
+            assert lab.ours is not None
+            lab.ours.client.hook(False)
+            lab.ours.wait_mode("idle")
+    return out
+
+
+# ---- CPU and memory --------------------------------------------------------------------------------
+def _window(pids: dict[str, int], seconds: float) -> dict[str, tuple[float, int]]:
+    before = {k: proc_stat(p)[0] for k, p in pids.items()}
+    time.sleep(seconds)
+    result = {}
+    for k, p in pids.items():
+        cpu, rss, _ = proc_stat(p)
+        result[k] = ((cpu - before[k]) / seconds * 60.0, rss)
+    return result
+
+
+def _call_up(lab: Lab, system: str) -> None:
+    far = lab.far
+    assert far is not None
+    far.clear_events()
+    if system == "ours":
+        assert lab.ours is not None
+        far.send_command("dial", lab.uri(OURS_USER))
+        lab.ours.wait_mode("ringing_in")
+        lab.ours.client.hook(True)
+    else:
+        assert lab.bs is not None and lab.crm is not None
+        mark = lab.crm.mark()
+        far.send_command("dial", lab.uri(BS_USER))
+        lab.crm.wait(_bs_event("CALL_INCOMING"), mark)
+        lab.bs.send_command("accept")
+    far.wait_for_event("CALL_ESTABLISHED")
+
+
+def _call_down(lab: Lab, system: str) -> None:
+    far = lab.far
+    assert far is not None
+    far.send_command("hangup")
+    far.wait_for_event("CALL_CLOSED")
+    if system == "ours":
+        assert lab.ours is not None
+        lab.ours.client.hook(False)
+        lab.ours.wait_mode("idle")
+    time.sleep(0.3)
+
+
+def cpu_and_memory(lab: Lab, window_s: float) -> dict[str, dict[str, float]]:
+    """CPU seconds per minute and RSS (MiB), idle-registered and in a G.722 call, both systems."""
+    assert lab.ours is not None and lab.ours.proc is not None and lab.bs is not None
+    pids = {"ours": lab.ours.proc.pid, "baresip": lab.bs.pid}
+    time.sleep(1.0)
+    idle = _window(pids, window_s)
+    result: dict[str, dict[str, float]] = {k: {} for k in pids}
+    for k, (cpu, rss) in idle.items():
+        result[k]["cpu_idle_s_per_min"] = round(cpu, 3)
+        result[k]["rss_idle_mib"] = round(rss / 1024, 1)
+    for system, key in (("ours", "ours"), ("bs", "baresip")):
+        _call_up(lab, system)
+        time.sleep(1.0)
+        cpu, rss = _window({key: pids[key]}, window_s)[key]
+        result[key]["cpu_call_s_per_min"] = round(cpu, 3)
+        result[key]["rss_call_mib"] = round(rss / 1024, 1)
+        _call_down(lab, system)
+    return result
+
+
+# ---- start-up --------------------------------------------------------------------------------------
+class _StartupWatch:
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.reg_ok: list[tuple[float, int]] = []
+        self.connack: list[float] = []
+
+    def __call__(self, p: Packet) -> None:
+        if p.proto == 17 and p.payload.startswith(b"SIP/2.0 200"):
+            head = p.payload.split(b"\r\n\r\n", 1)[0].lower()
+            if b"register" in head.split(b"cseq:", 1)[-1].split(b"\r\n", 1)[0]:
+                self.reg_ok.append((p.t, p.dport))
+        elif p.proto == 6 and p.sport == self.broker_port and p.payload[:1] == b"\x20":
+            self.connack.append(p.t)
+
+
+def startup(lab: Lab, sniffer: Sniffer | None, reps: int) -> dict[str, dict[str, list[float]]]:
+    """Start each system alone (the other stopped): time to REGISTER 200 OK, to CONNACK, to status."""
+    assert lab.crm is not None
+    out: dict[str, dict[str, list[float]]] = {
+        "ours": {"start_to_registered_ms": [], "start_to_broker_connected_ms": [], "start_to_online_ms": []},
+        "baresip": {"start_to_registered_ms": [], "start_to_broker_connected_ms": []},
+    }
+    watch = _StartupWatch(lab.broker.port)
+    status_topic = f"{lab.ours_topic}/status"
+
+    def is_online(m: Message) -> bool:
+        return m.topic == status_topic and m.payload.get("online") is True
+
+    if sniffer is not None:
+        sniffer.add(watch)
+    try:
+        for _ in range(reps):
+            lab.stop_ours()
+            lab.stop_bs()
+            time.sleep(0.5)
+            # ours
+            watch.reg_ok.clear()
+            watch.connack.clear()
+            mark = lab.crm.mark()
+            t0 = time.monotonic()
+            phone = lab.start_ours()
+            online = lab.crm.wait(is_online, mark, 20)
+            lab.wait_ours_registered()
+            time.sleep(0.3)
+            out["ours"]["start_to_online_ms"].append(_ms(online.t - t0))
+            regs = [t for t, port in watch.reg_ok if port == phone.sip_port]
+            if regs:
+                out["ours"]["start_to_registered_ms"].append(_ms(regs[0] - t0))
+            if watch.connack:
+                out["ours"]["start_to_broker_connected_ms"].append(_ms(watch.connack[0] - t0))
+            lab.stop_ours()
+            time.sleep(0.3)
+            # baresip
+            watch.reg_ok.clear()
+            watch.connack.clear()
+            t0 = time.monotonic()
+            bs = lab.start_bs()
+            lab.wait_bs_registered()
+            deadline = time.monotonic() + 5
+            while not watch.connack and time.monotonic() < deadline:
+                time.sleep(0.02)
+            regs = [t for t, port in watch.reg_ok if port == bs.sip_port]
+            if regs:
+                out["baresip"]["start_to_registered_ms"].append(_ms(regs[0] - t0))
+            if watch.connack:
+                out["baresip"]["start_to_broker_connected_ms"].append(_ms(watch.connack[0] - t0))
+    finally:
+        if sniffer is not None:
+            sniffer.remove(watch)
+    if lab.ours is None:
+        lab.start_ours()
+        lab.wait_ours_registered()
+    if lab.bs is None:
+        lab.start_bs()
+        lab.wait_bs_registered()
+    return out
+
+
+# ---- soak ------------------------------------------------------------------------------------------
+def soak(lab: Lab, system: str, n: int) -> dict[str, Any]:
+    """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at 1, n/2, n."""
+    far, crm = lab.far, lab.crm
+    assert far is not None and crm is not None
+    checkpoints = sorted({1, max(1, n // 2), n})
+    samples: dict[int, tuple[int, int]] = {}
+    start_mark = crm.mark()
+    pid = lab.ours.proc.pid if system == "ours" else lab.bs.pid  # type: ignore[union-attr]
+    ended = _ours_event(lab, "call.ended") if system == "ours" else _bs_event("CALL_CLOSED")
+    for i in range(1, n + 1):
+        far.clear_events()
+        mark = crm.mark()
+        inbound = i % 2 == 1
+        if system == "ours":
+            phone = lab.ours
+            assert phone is not None
+            if inbound:
+                far.send_command("dial", lab.uri(OURS_USER))
+                phone.wait_mode("ringing_in")
+                phone.client.hook(True)
+                far.wait_for_event("CALL_ESTABLISHED")
+                far.send_command("hangup")
+            else:
+                phone.client.hook(True)
+                phone.wait_mode("dialing")
+                phone.client.keys(FAR_USER + "#")
+                far.wait_for_event("CALL_INCOMING")
+                far.send_command("accept")
+                far.wait_for_event("CALL_ESTABLISHED")
+                phone.client.hook(False)
+            crm.wait(ended, mark)
+            phone.client.hook(False)
+            phone.wait_mode("idle")
+        else:
+            bs = lab.bs
+            assert bs is not None
+            if inbound:
+                far.send_command("dial", lab.uri(BS_USER))
+                crm.wait(_bs_event("CALL_INCOMING"), mark)
+                bs.send_command("accept")
+                far.wait_for_event("CALL_ESTABLISHED")
+                far.send_command("hangup")
+            else:
+                crm.publish(
+                    f"/{BS_BASETOPIC}/command/soak{i}",
+                    {"command": "dial", "params": lab.uri(FAR_USER), "token": f"soak{i}"},
+                )
+                far.wait_for_event("CALL_INCOMING")
+                far.send_command("accept")
+                far.wait_for_event("CALL_ESTABLISHED")
+                crm.publish(f"/{BS_BASETOPIC}/command/h{i}", {"command": "hangup", "token": f"h{i}"})
+            crm.wait(ended, mark)
+        far.wait_for_event("CALL_CLOSED")
+        if i in checkpoints:
+            _, rss, fds = proc_stat(pid)
+            samples[i] = (rss, fds)
+    time.sleep(2.0)
+    msgs: list[Message] = crm.find(ended, start_mark)
+    if system == "ours":
+        per_call: dict[str, set[str]] = {}
+        for m in msgs:
+            per_call.setdefault(m.payload["call"]["call_id"], set()).add(m.payload["event_id"])
+        exactly_once = len(per_call) == n and all(len(v) == 1 for v in per_call.values())
+        distinct = len(per_call)
+    else:
+        ids = [m.payload.get("id") for m in msgs]
+        distinct = len(set(ids))
+        exactly_once = distinct == n == len(ids)
+    return {
+        "calls": n,
+        "rss_kib": {str(k): v[0] for k, v in samples.items()},
+        "fds": {str(k): v[1] for k, v in samples.items()},
+        "end_events_received": len(msgs),
+        "calls_with_end_event": distinct,
+        "every_end_event_exactly_once": exactly_once,
+    }
+
+
+# ---- audio path delay ------------------------------------------------------------------------------
+class _RtpWatch:
+    """Onsets of the marks in the phone's RTP, each direction (PCMU payload decoded)."""
+
+    def __init__(self, media_lo: int, media_hi: int) -> None:
+        self.lo, self.hi = media_lo, media_hi
+        self.tx: list[float] = []
+        self.rx: list[float] = []
+        self._last_loud = {"tx": -1e9, "rx": -1e9}
+
+    def __call__(self, p: Packet) -> None:
+        if p.proto != 17:
+            return
+        if self.lo <= p.sport < self.hi:
+            direction = "tx"
+        elif self.lo <= p.dport < self.hi:
+            direction = "rx"
+        else:
+            return
+        rtp = rtp_payload(p.payload)
+        if rtp is None or rtp[0] != 0:
+            return
+        if max(abs(s) for s in ulaw_decode(rtp[1])) > 2000:
+            if p.t - self._last_loud[direction] > MARK_PERIOD_S / 2:
+                (self.tx if direction == "tx" else self.rx).append(p.t)
+            self._last_loud[direction] = p.t
+
+
+def _fit_t0(polls: list[tuple[float, float, int]], frame_s: float) -> float:
+    """T0 such that frame k completes at T0 + k*frame_s, from (before, after, count) polls."""
+    lo = max(ta - n * frame_s for ta, _, n in polls)
+    hi = min(tb - (n - 1) * frame_s for _, tb, n in polls)
+    return (lo + hi) / 2
+
+
+def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresip) -> dict[str, Any]:
+    """One call from our phone to a PCMU far end; marked bursts both ways; delays and counters."""
+    phone = lab.ours
+    assert phone is not None
+    media_lo = int(phone.config_text.split("media_port = ")[1].split("\n")[0])
+    watch = _RtpWatch(media_lo, media_lo + 100)
+    frame_s = 0.02
+    polls_in: list[tuple[float, float, int]] = []
+    polls_out: list[tuple[float, float, int]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        from firmware.sim_control import SimClient
+
+        client = SimClient(phone.socket_path)
+        while not stop.is_set():
+            ta = time.monotonic()
+            audio = client.state()["audio"]
+            tb = time.monotonic()
+            polls_in.append((ta, tb, audio["frames_in"]))
+            polls_out.append((ta, tb, audio["frames_out"]))
+            time.sleep(0.013)
+        client.close()
+
+    before = phone.state()
+    sniffer.add(watch)
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        far_pcmu.clear_events()
+        phone.client.hook(True)
+        phone.wait_mode("dialing")
+        phone.client.keys(far_pcmu.user + "#")
+        far_pcmu.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        time.sleep(seconds)
+        phone.client.hook(False)
+        phone.wait_mode("idle")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        poller.join(2)
+        sniffer.remove(watch)
+    after = phone.state()
+    t0_in = _fit_t0(polls_in, frame_s)
+    t0_out = _fit_t0(polls_out, frame_s)
+    frame = RATE * 20 // 1000
+    # mic -> RTP sent: marks at 0.5 + 2k s of the mic file (read from its start when the audio thread began)
+    tx_delays = []
+    for t_rtp in watch.tx:
+        k = round((t_rtp - t0_in - 0.5) / MARK_PERIOD_S)
+        for kk in (k - 1, k):
+            t_read = t0_in + (int((0.5 + kk * MARK_PERIOD_S) * RATE) // frame) * frame_s
+            if 0 < t_rtp - t_read < 1.0:
+                tx_delays.append(_ms(t_rtp - t_read))
+                break
+    # RTP received -> earpiece stream
+    raw = phone.earpiece_path.read_bytes()
+    ear = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+    prefill = round(len(ear) / frame - after["audio"]["frames_out"])
+    ear_times = [t0_out + (e // frame - prefill) * frame_s for e in mark_onsets(ear)]
+    rx_delays = []
+    for t_rtp in watch.rx:
+        later = [t for t in ear_times if 0 < t - t_rtp < 1.0]
+        if later:
+            rx_delays.append(_ms(later[0] - t_rtp))
+    counters = {}
+    for group in ("audio", "bridge"):
+        for key, value in after.get(group, {}).items():
+            if isinstance(value, int):
+                counters[f"{group}.{key}"] = value - before.get(group, {}).get(key, 0)
+    return {
+        "call_s": seconds,
+        "mic_to_rtp_ms": tx_delays,
+        "rtp_to_earpiece_ms": rx_delays,
+        "counters": counters,
+        "fit_resolution_ms": {"prefill_frames": prefill},
+    }
+
+
+def start_pcmu_far_end(lab: Lab, path: Path) -> TimedBaresip:
+    lab.kam.add_user("1004", "pw4")
+    far = TimedBaresip(
+        path,
+        user="1004",
+        password="pw4",
+        registrar=lab.registrar,
+        auto_answer=True,
+        source_wav=lab.far_wav,
+        codecs="PCMU",
+    )
+    far.start()
+    return far

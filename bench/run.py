@@ -1,0 +1,259 @@
+"""``python -m bench.run [--quick]``: our phone against baresip-as-the-phone, side by side.
+
+One kamailio, one mosquitto and one baresip far end serve both systems in the same run. Writes
+``bench/results/results.md`` (the table) and ``results.json`` (every sample) and prints the table.
+Latencies are in ms, ``spread`` is the interquartile range (p75 - p25).
+
+Full mode is scaled to fit 20 minutes on 2 cores (see ``FULL``); ``--quick`` is CI's short version.
+Start-up figures and the audio path delay need a loopback packet sniffer (root or CAP_NET_RAW);
+without one they are reported as not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import measure, sniff
+from bench.lab import Lab
+
+RESULTS = Path(__file__).parent / "results"
+
+FULL = {
+    "latency_n": 200,
+    "c2c_n": 200,
+    "cpu_window_s": 60.0,
+    "audio_call_s": 300.0,  # issue asks 10 minutes; halved so `make bench` fits 20 minutes
+    "startup_n": 10,
+    "soak_ours_n": 300,  # issue asks 500; scaled to the 20-minute budget
+    "soak_bs_n": 100,
+}
+QUICK = {
+    "latency_n": 10,
+    "c2c_n": 10,
+    "cpu_window_s": 5.0,
+    "audio_call_s": 20.0,
+    "startup_n": 3,
+    "soak_ours_n": 10,
+    "soak_bs_n": 10,
+}
+
+log = logging.getLogger("bench")
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    a = np.asarray(values, dtype=float)
+    return {
+        "median": round(float(np.median(a)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "spread": round(float(np.percentile(a, 75) - np.percentile(a, 25)), 3),
+        "n": len(values),
+    }
+
+
+def _cell(s: dict[str, Any] | None) -> list[str]:
+    if not s or not s.get("n"):
+        return ["—", "—", "—", "0"]
+    return [f"{s['median']:g}", f"{s['p99']:g}", f"{s['spread']:g}", str(s["n"])]
+
+
+def render(rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]], notes: list[str]) -> str:
+    head = (
+        "| metric | ours median | ours p99 | ours spread | ours n "
+        "| baresip median | baresip p99 | baresip spread | baresip n |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    body = "".join(f"| {name} | " + " | ".join(_cell(a) + _cell(b)) + " |\n" for name, a, b in rows)
+    return head + body + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def single(value: float | None) -> dict[str, Any] | None:
+    return None if value is None else {"median": value, "p99": value, "spread": 0, "n": 1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI's short version (few repetitions)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--only", default="", help="comma list: startup,latency,c2c,cpu,audio,soak (default all)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
+    cfg = QUICK if args.quick else FULL
+    only = set(filter(None, args.only.split(",")))
+    wanted: Callable[[str], bool] = lambda name: not only or name in only  # noqa: E731
+    scratch = Path(tempfile.mkdtemp(prefix="deskphone-bench-"))
+    started = time.monotonic()
+    data: dict[str, Any] = {"mode": "quick" if args.quick else "full", "config": cfg, "errors": {}}
+    data["machine"] = {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}
+    lab = Lab(scratch, mic_seconds=max(60.0, cfg["audio_call_s"] + 60.0))
+    sniffer = sniff.Sniffer() if sniff.available() else None
+    if sniffer is not None:
+        sniffer.__enter__()
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        if not wanted(name):
+            return None
+        t = time.monotonic()
+        log.info("== %s", name)
+        try:
+            value = fn()
+        except Exception as exc:
+            log.error("%s failed: %s", name, exc)
+            data["errors"][name] = traceback.format_exc()[-2000:]
+            return None
+        log.info("== %s done in %.1f s", name, time.monotonic() - t)
+        data[name] = value
+        return value
+
+    try:
+        lab.start()
+        lab.start_ours()
+        lab.wait_ours_registered()
+        lab.start_bs()
+        lab.wait_bs_registered()
+        step("startup", lambda: measure.startup(lab, sniffer, cfg["startup_n"]))
+        step(
+            "latency",
+            lambda: {s: measure.incoming_cycles(lab, s, cfg["latency_n"]) for s in ("ours", "bs")},
+        )
+        step("c2c", lambda: {s: measure.click_to_call(lab, s, cfg["c2c_n"]) for s in ("ours", "bs")})
+        step("cpu", lambda: measure.cpu_and_memory(lab, cfg["cpu_window_s"]))
+        if sniffer is not None:
+
+            def audio() -> dict[str, Any]:
+                far = measure.start_pcmu_far_end(lab, scratch / "far-pcmu")
+                try:
+                    return measure.audio_path(lab, sniffer, cfg["audio_call_s"], far)
+                finally:
+                    far.stop()
+
+            step("audio", audio)
+        step(
+            "soak",
+            lambda: {
+                "ours": measure.soak(lab, "ours", cfg["soak_ours_n"]),
+                "bs": measure.soak(lab, "bs", cfg["soak_bs_n"]),
+            },
+        )
+    finally:
+        lab.stop()
+        if sniffer is not None:
+            sniffer.__exit__(None, None, None)
+    data["elapsed_s"] = round(time.monotonic() - started, 1)
+    rows, notes = tabulate(data)
+    data["summary"] = {name: {"ours": a, "baresip": b} for name, a, b in rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = render(rows, notes)
+    title = f"# Bench results ({data['mode']} mode, {data['elapsed_s']} s)\n\n"
+    (args.out / "results.md").write_text(title + table)
+    (args.out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    print(title + table)
+    if args.keep:
+        print(f"scratch kept: {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 1 if data["errors"] else 0
+
+
+def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str]]:
+    rows: list[tuple[str, Any, Any]] = []
+    notes = [
+        "Latencies in ms; spread = interquartile range; CPU in CPU-seconds per minute; RSS in MiB.",
+        "Screen pop: far end's dial command sent -> CRM receives call.incoming / CALL_INCOMING.",
+        "Click-to-call: CRM publishes the dial -> far end reports the INVITE (ctrl_tcp CALL_INCOMING).",
+        "Call end: far end's hangup (BYE) sent -> CRM receives call.ended / CALL_CLOSED.",
+    ]
+    st = data.get("startup") or {}
+    for metric in ("start_to_registered_ms", "start_to_broker_connected_ms", "start_to_online_ms"):
+        rows.append(
+            (
+                metric.replace("_ms", " (ms)").replace("_", " "),
+                summary(st.get("ours", {}).get(metric, [])),
+                summary(st.get("baresip", {}).get(metric, [])) if metric != "start_to_online_ms" else None,
+            )
+        )
+    lat = data.get("latency") or {}
+    for metric in ("screen_pop_ms", "call_end_ms"):
+        rows.append(
+            (
+                metric.replace("_ms", " (ms)").replace("_", " "),
+                summary(lat.get("ours", {}).get(metric, [])),
+                summary(lat.get("bs", {}).get(metric, [])),
+            )
+        )
+    c2c = data.get("c2c") or {}
+    rows.append(("click to call (ms)", summary(c2c.get("ours", [])), summary(c2c.get("bs", []))))
+    cpu = data.get("cpu") or {}
+    for metric, label in (
+        ("cpu_idle_s_per_min", "CPU idle registered (s/min)"),
+        ("cpu_call_s_per_min", "CPU in G.722 call (s/min)"),
+        ("rss_idle_mib", "RSS idle (MiB)"),
+        ("rss_call_mib", "RSS in call (MiB)"),
+    ):
+        rows.append(
+            (label, single(cpu.get("ours", {}).get(metric)), single(cpu.get("baresip", {}).get(metric)))
+        )
+    audio = data.get("audio")
+    if audio:
+        rows.append(("audio: mic -> RTP sent (ms)", summary(audio["mic_to_rtp_ms"]), None))
+        rows.append(("audio: RTP received -> earpiece (ms)", summary(audio["rtp_to_earpiece_ms"]), None))
+        c = audio["counters"]
+        keys = ("audio.overruns", "audio.underruns", "audio.errors", "bridge.underruns", "bridge.overruns")
+        for key in keys:
+            if key in c:
+                rows.append((f"audio call {audio['call_s']:g} s: {key}", single(float(c[key])), None))
+        notes.append(
+            "Audio path: marked bursts in the mic file / far end's file; times from a loopback sniffer "
+            "(PCMU call) and the audio thread's frame counters; baresip has no comparable hook (—)."
+        )
+    soak = data.get("soak") or {}
+    for key, label in (("rss_kib", "soak RSS (MiB) at call"), ("fds", "soak open fds at call")):
+        o, b = soak.get("ours", {}).get(key, {}), soak.get("bs", {}).get(key, {})
+        for i in sorted(set(o) | set(b), key=int):
+            scale = 1024 if key == "rss_kib" else 1
+            rows.append(
+                (
+                    f"{label} {i}",
+                    single(round(o[i] / scale, 1)) if i in o else None,
+                    single(round(b[i] / scale, 1)) if i in b else None,
+                )
+            )
+    for sys_key, name in (("ours", "ours"), ("bs", "baresip")):
+        s = soak.get(sys_key)
+        if s:
+            notes.append(
+                f"Soak {name}: {s['calls']} calls, {s['calls_with_end_event']} with an end event, "
+                f"{s['end_events_received']} end events received, exactly once: "
+                f"{s['every_end_event_exactly_once']}."
+            )
+    faults = RESULTS / "faults.json"
+    if faults.exists():
+        for name, outcome in json.loads(faults.read_text()).items():
+            rows.append((f"fault: {name}", {"median": 1.0 if outcome == "passed" else 0.0,
+                                             "p99": 0, "spread": 0, "n": 1}, None))  # fmt: skip
+        notes.append("fault rows: 1 = the tests/faults test passed in the last `make bench`.")
+    for name, err in data.get("errors", {}).items():
+        notes.append(f"ERROR in {name}: {err.strip().splitlines()[-1]}")
+    notes.append(f"Total run time {data.get('elapsed_s')} s on {data['machine']['cpus']} CPUs.")
+    return rows, notes
+
+
+if __name__ == "__main__":
+    sys.exit(main())
