@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 BYTES_PER_SAMPLE = 2
 REOPEN_AFTER_ERRORS = 10
-MAX_LAG_FRAMES = 5
+MAX_LAG_FRAMES = 25
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ class AudioBridge:
         return self.earpiece.pop()
 
     def counters(self) -> dict[str, int]:
+        """Totals of both directions, then each direction (``mic_*``: to the call, ``ear_*``: from it)."""
         mic, ear = self.mic, self.earpiece
-        return {
+        totals = {
             "mic_frames": mic.pushed,
             "earpiece_frames": ear.popped,
             "underruns": mic.underruns + ear.underruns,
@@ -46,6 +47,12 @@ class AudioBridge:
             "media_frames_out": mic.popped,
             "media_frames_in": ear.pushed,
         }
+        for prefix, fifo in (("mic", mic), ("ear", ear)):
+            totals[f"{prefix}_underruns"] = fifo.underruns
+            totals[f"{prefix}_overruns"] = fifo.overruns
+            totals[f"{prefix}_drift_corrections"] = fifo.drift_corrections
+            totals[f"{prefix}_stall_drops"] = fifo.stall_drops
+        return totals
 
 
 class BridgePort(pj.AudioMediaPort):

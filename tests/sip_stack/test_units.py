@@ -93,7 +93,7 @@ def frame(n: int) -> bytes:
 
 
 def test_fifo_primes_then_passes_frames_in_order() -> None:
-    fifo = FrameFifo(4, target=2, high_water=4, capacity=6)
+    fifo = FrameFifo(4, target=2, capacity=6, window=4)
     assert fifo.pop() == bytes(4)  # priming: silence, not an underrun
     fifo.push(frame(1))
     assert fifo.pop() == bytes(4)
@@ -104,7 +104,7 @@ def test_fifo_primes_then_passes_frames_in_order() -> None:
 
 
 def test_fifo_counts_underrun_and_reprimes() -> None:
-    fifo = FrameFifo(4, target=2, high_water=4, capacity=6)
+    fifo = FrameFifo(4, target=2, capacity=6, window=4)
     fifo.push(frame(1))
     fifo.push(frame(2))
     fifo.pop()
@@ -116,26 +116,53 @@ def test_fifo_counts_underrun_and_reprimes() -> None:
     assert fifo.underruns == 1
 
 
-def test_fifo_drift_correction_when_producer_is_faster() -> None:
-    fifo = FrameFifo(4, target=2, high_water=4, capacity=8)
-    for n in range(6):
+def test_fifo_drift_correction_drops_a_standing_excess() -> None:
+    fifo = FrameFifo(4, target=2, capacity=20, window=4)
+    for n in range(5):  # the producer got 3 frames ahead...
         fifo.push(frame(n))
-    assert fifo.pop() == frame(1)  # frame 0 dropped: fill above high water
+    popped = []
+    for n in range(5, 9):  # ...and stays ahead for a whole window
+        popped.append(fifo.pop())
+        fifo.push(frame(n))
+    # the lowest fill in the window was 5, 3 above the target: frames 3, 4 and 5 go at once
+    assert popped == [frame(0), frame(1), frame(2), frame(6)]
     assert fifo.drift_corrections == 1
-    assert fifo.dropped_frames == 1
+    assert fifo.dropped_frames == 3
+    assert len(fifo) == 2
+    assert fifo.pop() == frame(7)
+
+
+def test_fifo_plays_a_burst_that_drains_within_the_window() -> None:
+    fifo = FrameFifo(4, target=2, capacity=20, window=8)
+    for n in range(6):  # a late producer catches up with a burst
+        fifo.push(frame(n))
+    assert [fifo.pop() for _ in range(4)] == [frame(n) for n in range(4)]
+    for n in range(6, 14):  # then runs at the consumer's pace again
+        assert fifo.pop() == frame(n - 2)
+        fifo.push(frame(n))
+    assert fifo.drift_corrections == 0
+    assert fifo.dropped_frames == 0
 
 
 def test_fifo_overrun_drops_oldest_when_consumer_stopped() -> None:
-    fifo = FrameFifo(4, target=1, high_water=2, capacity=3)
-    for n in range(5):
+    fifo = FrameFifo(4, target=1, capacity=3)
+    for n in range(3):
+        fifo.push(frame(n))
+    assert fifo.pop() == frame(0)  # the consumer runs, but slower than the producer
+    for n in range(3, 6):
         fifo.push(frame(n))
     assert len(fifo) == 3
     assert fifo.overruns == 2
-    assert fifo.pop() != frame(0)
+    assert fifo.pop() == frame(3)
+    before = fifo.overruns
+    for n in range(20):  # nobody consumes at all (no call): stall drops, not overruns
+        fifo.push(frame(n))
+    assert fifo.overruns - before <= fifo.capacity
+    assert fifo.stall_drops >= 20 - 2 * fifo.capacity
 
 
 def test_fifo_pads_short_frames_and_is_thread_safe() -> None:
-    fifo = FrameFifo(4, target=1, high_water=50, capacity=100)
+    fifo = FrameFifo(4, target=1, capacity=100)
     fifo.push(b"\x01")
     assert fifo.pop() == b"\x01\0\0\0"
 
