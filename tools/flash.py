@@ -6,6 +6,7 @@ Subcommands (each has --help):
   bulk       every phone of an inventory CSV: one image each, or one card after another
   broker     mosquitto password file and ACL for the inventory
   verify     read an image or card back and check it
+  sidecar    install a busy light (MicroPython board) over USB with mpremote
 
 Exit status: 0 done, 1 refused or failed (every reason printed), 2 bad usage.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.provisioning import broker, firstboot
+from tools.provisioning import broker, firstboot, sidecar
 from tools.provisioning.device import Device, Site, check_device
 from tools.provisioning.errors import InvalidDevice, ProvisioningError, VerifyFailed
 from tools.provisioning.image import check_target_file
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-dir", type=Path, required=True, help="writes passwd (0600), acl, mosquitto-deskphone.conf"
     )
     k.add_argument("--dry-run", action="store_true")
+    sidecar.add_broker_options(k)
     _add_site_options(k)
     k.set_defaults(handler=cmd_broker)
 
@@ -152,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--dry-run", action="store_true", help="verify only reads; accepted for symmetry")
     _add_site_options(v)
     v.set_defaults(handler=cmd_verify)
+
+    sidecar.add_parser(sub)
     return parser
 
 
@@ -341,6 +345,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
     accounts = [(site.crm_username, store.crm_password(site))] + [
         (d.device_id, d.mqtt_password) for d in devices
     ]
+    sidecar_accounts, sidecar_acl = sidecar.broker_part(args, devices, store, site)
+    accounts += sidecar_accounts
     out = args.out_dir
     if args.dry_run:
         print(
@@ -351,7 +357,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     store.save()
     out.mkdir(parents=True, exist_ok=True)
     write_private(out / "passwd", broker.password_file(accounts))
-    (out / "acl").write_text(broker.acl_file(devices, site), encoding="utf-8")
+    (out / "acl").write_text(broker.acl_file(devices, site, sidecar_acl), encoding="utf-8")
     snippet = broker.mosquitto_snippet("/etc/mosquitto/deskphone/passwd", "/etc/mosquitto/deskphone/acl")
     (out / "mosquitto-deskphone.conf").write_text(snippet, encoding="utf-8")
     print(

@@ -52,8 +52,16 @@ def device_topics(site: Site, device_id: str) -> dict[str, list[str]]:
     }
 
 
-def acl_file(devices: Iterable[Device], site: Site) -> str:
-    """A mosquitto ACL: each phone only its own topics; the CRM commands all phones and reads all."""
+def sidecar_topics(site: Site, phones: Iterable[str]) -> list[str]:
+    """The topics a busy-light sidecar may read: the ``status`` and ``events`` of the phones it watches."""
+    return [f"{site.topic_prefix}/{p}/{leaf}" for p in phones for leaf in ("status", "events")]
+
+
+def acl_file(
+    devices: Iterable[Device], site: Site, sidecars: Iterable[tuple[str, Iterable[str]]] = ()
+) -> str:
+    """A mosquitto ACL: each phone only its own topics; the CRM commands all phones and reads all;
+    each busy-light sidecar ``(account, watched device ids)`` only reads those phones' status and events."""
     prefix = site.topic_prefix
     lines = [
         "# mosquitto ACL written by tools/flash.py broker; regenerate rather than edit",
@@ -71,6 +79,11 @@ def acl_file(devices: Iterable[Device], site: Site) -> str:
         lines.append(f"user {device.device_id}")
         lines.extend(f"topic read {t}" for t in topics["read"])
         lines.extend(f"topic write {t}" for t in topics["write"])
+        lines.append("")
+    for account, phones in sidecars:
+        lines.append(f"# busy light {account}: reads only the status and events of the phones it watches")
+        lines.append(f"user {account}")
+        lines.extend(f"topic read {t}" for t in sidecar_topics(site, phones))
         lines.append("")
     return "\n".join(lines)
 
