@@ -407,23 +407,26 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         poller.join(2)
         sniffer.remove(watch)
     after = phone.state()
-    t0_in = _fit_t0(polls_in, frame_s)
-    t0_out = _fit_t0(polls_out, frame_s)
+    # The audio thread runs while the handset is up; each start opens the PCMs again, so the mic file
+    # plays from its start and the earpiece file starts afresh. Frame counters are cumulative.
+    c0_in, c0_out = before["audio"]["frames_in"], before["audio"]["frames_out"]
+    t0_in = _fit_t0([p for p in polls_in if p[2] > c0_in + 1], frame_s)
+    t0_out = _fit_t0([p for p in polls_out if p[2] > c0_out + 1], frame_s)
     frame = RATE * 20 // 1000
-    # mic -> RTP sent: marks at 0.5 + 2k s of the mic file (read from its start when the audio thread began)
+    mic_marks = [
+        t0_in + (c0_in + int((0.5 + k * MARK_PERIOD_S) * RATE) // frame) * frame_s
+        for k in range(int(seconds / MARK_PERIOD_S) + 5)
+    ]
     tx_delays = []
     for t_rtp in watch.tx:
-        k = round((t_rtp - t0_in - 0.5) / MARK_PERIOD_S)
-        for kk in (k - 1, k):
-            t_read = t0_in + (int((0.5 + kk * MARK_PERIOD_S) * RATE) // frame) * frame_s
-            if 0 < t_rtp - t_read < 1.0:
-                tx_delays.append(_ms(t_rtp - t_read))
-                break
+        earlier = [t for t in mic_marks if 0 < t_rtp - t < 1.0]
+        if earlier:
+            tx_delays.append(_ms(t_rtp - earlier[-1]))
     # RTP received -> earpiece stream
     raw = phone.earpiece_path.read_bytes()
     ear = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-    prefill = round(len(ear) / frame - after["audio"]["frames_out"])
-    ear_times = [t0_out + (e // frame - prefill) * frame_s for e in mark_onsets(ear)]
+    prefill = round(len(ear) / frame - (after["audio"]["frames_out"] - c0_out))
+    ear_times = [t0_out + (c0_out + e // frame - prefill) * frame_s for e in mark_onsets(ear)]
     rx_delays = []
     for t_rtp in watch.rx:
         later = [t for t in ear_times if 0 < t - t_rtp < 1.0]
@@ -439,7 +442,10 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         "mic_to_rtp_ms": tx_delays,
         "rtp_to_earpiece_ms": rx_delays,
         "counters": counters,
-        "fit_resolution_ms": {"prefill_frames": prefill},
+        "onsets": {"rtp_tx": len(watch.tx), "rtp_rx": len(watch.rx), "earpiece": len(ear_times)},
+        "earpiece_prefill_frames": prefill,
+        "rtp_tx_onsets_after_audio_start_s": [round(t - t0_in - c0_in * frame_s, 3) for t in watch.tx],
+        "rtp_rx_onsets_after_audio_start_s": [round(t - t0_out - c0_out * frame_s, 3) for t in watch.rx],
     }
 
 

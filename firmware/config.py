@@ -94,6 +94,7 @@ class SipConfig:
     media_port: Annotated[int, check.integer(0, 65535)] = 4000
     register_expiry_s: Annotated[int, check.integer(60, 86400)] = 300
     retry_interval_s: Annotated[int, check.integer(1, 300)] = 5
+    rtp_timeout_s: Annotated[int, check.integer(0, 3600)] = 30  # 0: never end a call for missing RTP
     codecs: Annotated[tuple[str, ...], check.array(CODEC, min_items=1)] = (
         "G722/16000",
         "PCMA/8000",

@@ -241,6 +241,7 @@ class Daemon:
             media_port_start=sip.media_port,
             register_expiry_s=sip.register_expiry_s,
             retry_interval_s=sip.retry_interval_s,
+            rtp_timeout_s=sip.rtp_timeout_s,
             codecs=tuple(sip.codecs),
             clock_rate=self.config.audio.sample_rate,
             frame_ms=self.config.audio.frame_ms,

@@ -20,6 +20,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from sip_stack.tones import TONE_KINDS, tone_for
 logger = logging.getLogger(__name__)
 
 _PUMP_MS = 10
+_RTP_CHECK_S = 1.0
 _STOP_GRACE_S = 2.0
 _TRANSPORTS = {
     "udp": pj.PJSIP_TRANSPORT_UDP,
@@ -146,7 +148,11 @@ class UserAgent:
 
     def _loop(self) -> None:
         assert self._ep is not None
+        next_rtp_check = time.monotonic() + _RTP_CHECK_S
         while True:
+            if self.settings.rtp_timeout_s > 0 and time.monotonic() >= next_rtp_check:
+                next_rtp_check = time.monotonic() + _RTP_CHECK_S
+                self._check_rtp_timeouts()
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -271,6 +277,35 @@ class UserAgent:
                     ep.libHandleEvents(_PUMP_MS)
         finally:
             self._destroy_endpoint()
+
+    def _check_rtp_timeouts(self) -> None:
+        """End answered calls that received no RTP for ``rtp_timeout_s`` (far end gone without a BYE).
+
+        pjsua2 has no RTP inactivity timeout of its own: compare the received packet count of each
+        active audio stream once a second. The call ends with a BYE and ``408 RTP timeout``.
+        """
+        now = time.monotonic()
+        for call in list(self._calls.values()):
+            if not call.answered or call.ended or call.end_reason is not None:
+                continue
+            try:
+                info = call.getInfo()
+                packets = sum(
+                    call.getStreamStat(i).rtcp.rxStat.pkt
+                    for i, m in enumerate(info.media)
+                    if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                )
+            except Exception as exc:
+                logger.debug("call %s: no stream statistics: %s", call.call_id, _error_text(exc))
+                continue
+            if packets != call.rx_packets:
+                call.rx_packets = packets
+                call.rx_changed_at = now
+            elif now - call.rx_changed_at >= self.settings.rtp_timeout_s:
+                silent = now - call.rx_changed_at
+                logger.warning("call %s: no RTP for %.0f s; ending it", call.call_id, silent)
+                call.end_reason = (408, "RTP timeout")
+                self._do_hangup(call.call_id, None)
 
     def _run_pending_jobs(self) -> None:
         while True:

@@ -53,6 +53,9 @@ class SipCall(pj.Call):
         self.answered = False
         self.ended = False
         self.last_ringing_code = 0
+        self.end_reason: tuple[int, str] | None = None  # set when we end the call for a local fault
+        self.rx_packets = -1
+        self.rx_changed_at = 0.0
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
@@ -74,6 +77,8 @@ class SipCall(pj.Call):
             self.ended = True
             code = int(info.lastStatusCode)
             reason = str(info.lastReason)
+            if self.end_reason is not None:
+                code, reason = self.end_reason
             logger.info("call %s ended: %d %s (by %s)", self.call_id, code, reason,
                         "local" if self.local_hangup else "remote")  # fmt: skip
             self._agent._emit(events.CallEnded(self.call_id, code, reason, by_remote=not self.local_hangup))

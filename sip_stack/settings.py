@@ -30,6 +30,7 @@ class SipSettings:
     media_port_start: int = 4000
     register_expiry_s: int = 300
     retry_interval_s: int = 5
+    rtp_timeout_s: float = 30.0  # end an answered call after this long without RTP received; 0 = never
     codecs: tuple[str, ...] = DEFAULT_CODECS
     clock_rate: int = 16000
     frame_ms: int = 20
