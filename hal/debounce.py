@@ -26,6 +26,11 @@ class KeyDebouncer:
         """The keys that are stably pressed now."""
         return frozenset(self._stable)
 
+    @property
+    def settled(self) -> bool:
+        """No key is pressed and no key is on its way to a change."""
+        return not self._stable and not self._streak
+
     def update(self, closed: Iterable[str]) -> list[str]:
         """Feed one scan; return the keys that have just become stably pressed."""
         raw = set(closed)

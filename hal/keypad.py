@@ -15,8 +15,17 @@ from hal.debounce import KeyDebouncer
 logger = logging.getLogger(__name__)
 
 
+IDLE_POLL_FACTOR = 4
+"""While no key is down, the matrix is only polled (all rows driven at once) this many times slower."""
+
+
 class MatrixKeypad:
     """Scans the board's keypad matrix in a ``keypad-scan`` thread and reports each press once.
+
+    While the keypad is idle the thread only polls: it drives every row low at once and reads the
+    columns, every ``IDLE_POLL_FACTOR`` scan intervals. A column that reads low starts full scans at the
+    board's rate, until the debouncer has settled with every key up again. That keeps an idle phone's
+    CPU use low without slowing the first key down by more than one poll interval.
 
     Every ``board.key_scan_interval_s`` the thread drives each row low in turn (the others high), waits
     ``board.key_settle_s``, and reads the columns: a column that reads low has a key closing it onto the
@@ -68,12 +77,33 @@ class MatrixKeypad:
                 row.off()
         return self._debouncer.update(closed)
 
+    def any_closed(self) -> bool:
+        """Drive every row at once and say whether any column reads a closed key."""
+        for row in self._rows:
+            row.on()
+        try:
+            if self._board.key_settle_s:
+                self._stop.wait(self._board.key_settle_s)
+            return any(col.value for col in self._cols)
+        finally:
+            for row in self._rows:
+                row.off()
+
     def _run(self) -> None:
         logger.info("keypad scan started (%d scans to debounce)", self._board.key_debounce_scans)
         failures = 0
-        while not self._stop.wait(self._board.key_scan_interval_s):
+        scanning = False
+        settled_scans = 0
+        while not self._stop.wait(self._board.key_scan_interval_s * (1 if scanning else IDLE_POLL_FACTOR)):
             try:
+                if not scanning:
+                    scanning = self.any_closed()
+                    settled_scans = 0
+                    if not scanning:
+                        continue
                 keys = self.scan_once()
+                settled_scans = settled_scans + 1 if self._debouncer.settled else 0
+                scanning = settled_scans <= self._board.key_debounce_scans
             except Exception:
                 failures += 1
                 if failures == 1 or failures % 1000 == 0:
