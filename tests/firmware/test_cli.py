@@ -1,0 +1,90 @@
+"""`deskphone check-config`: every error at once, each naming its key, secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+GOOD = """
+[device]
+id = "desk-7"
+
+[sip]
+registrar = "pbx.office.lan:5060"
+user = "201"
+password = "s3cret-sip-pass"
+
+[mqtt]
+enabled = true
+host = "broker.office.lan"
+password = "s3cret-mqtt-pass"
+"""
+
+BAD = """
+[device]
+id = "Desk 7"
+
+[sip]
+registrar = "pbx.office.lan:99999"
+user = "201"
+password = "s3cret-sip-pass"
+transprt = "udp"
+
+[audio]
+tone_plan = "mars"
+"""
+
+
+def check_config(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "firmware.cli", "check-config", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_good_config_is_ok_and_shown_with_secrets_masked(tmp_path: Path) -> None:
+    path = tmp_path / "deskphone.toml"
+    path.write_text(GOOD)
+    result = check_config(path, "--show")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+    assert "pbx.office.lan" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr
+
+
+def test_a_bad_config_names_every_error_and_no_secret(tmp_path: Path) -> None:
+    path = tmp_path / "deskphone.toml"
+    path.write_text(BAD)
+    result = check_config(path)
+    assert result.returncode == 1
+    err = result.stderr
+    assert "4 error(s)" in err
+    assert "device.id" in err
+    assert "sip.registrar" in err
+    assert "sip.transprt" in err and "transport" in err  # unknown key with a suggestion
+    assert "audio.tone_plan" in err
+    assert "s3cret" not in err + result.stdout
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    result = check_config(tmp_path / "nope.toml")
+    assert result.returncode == 1
+    assert "nope.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_with_a_bad_config_exits_1_with_the_errors(tmp_path: Path) -> None:
+    path = tmp_path / "deskphone.toml"
+    path.write_text(BAD)
+    result = subprocess.run(
+        [sys.executable, "-m", "firmware.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "sip.registrar" in result.stderr
+    assert "Traceback" not in result.stderr
