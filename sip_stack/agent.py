@@ -36,6 +36,10 @@ from sip_stack.tones import TONE_KINDS, tone_for
 logger = logging.getLogger(__name__)
 
 _PUMP_MS = 10
+# pjsua retries a failed registration by itself only after temporary failures (408, 5xx, 6xx). A
+# desk phone also retries after the others (401/403 when the PBX account is not set up yet, 404...),
+# so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
+_PJSUA_RETRIES = frozenset({408, 500, 502, 503, 504})
 _RTP_CHECK_S = 1.0
 _STOP_GRACE_S = 2.0
 _TRANSPORTS = {
@@ -65,6 +69,7 @@ class UserAgent:
         # Owned by the sip thread only:
         self._ep: pj.Endpoint | None = None
         self._account: SipAccount | None = None
+        self._reg_retry_at: float | None = None
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
@@ -150,6 +155,9 @@ class UserAgent:
         assert self._ep is not None
         next_rtp_check = time.monotonic() + _RTP_CHECK_S
         while True:
+            if self._reg_retry_at is not None and time.monotonic() >= self._reg_retry_at:
+                self._reg_retry_at = None
+                self._retry_registration()
             if self.settings.rtp_timeout_s > 0 and time.monotonic() >= next_rtp_check:
                 next_rtp_check = time.monotonic() + _RTP_CHECK_S
                 self._check_rtp_timeouts()
@@ -165,6 +173,22 @@ class UserAgent:
                 except Exception as exc:
                     logger.exception("SIP job failed: %s", _error_text(exc))
             self._ep.libHandleEvents(_PUMP_MS)
+
+    def _registration_failed(self, code: int) -> None:
+        """On the sip thread: schedule our own retry where pjsua does not retry by itself."""
+        if code in _PJSUA_RETRIES or code >= 600 or code == 0 or not self._running:
+            return
+        self._reg_retry_at = time.monotonic() + self.settings.retry_interval_s
+        logger.debug("registration retry in %d s", self.settings.retry_interval_s)
+
+    def _retry_registration(self) -> None:
+        if self._account is None:
+            return
+        try:
+            self._account.setRegistration(True)
+        except Exception as exc:  # pjsua2.Error is not an Exception subclass in every build
+            logger.warning("registration retry failed to start: %s", _error_text(exc))
+            self._reg_retry_at = time.monotonic() + self.settings.retry_interval_s
 
     def _create_endpoint(self) -> None:
         s = self.settings
@@ -368,6 +392,16 @@ class UserAgent:
         call_id = f"in-{next(self._incoming_ids)}"
         call.call_id = call_id
         self._calls[call_id] = call
+        target = sipmsg.request_user(whole_msg)
+        if target is not None and target != self.settings.user:
+            # Not for us (a scanner, or a misrouted call): refuse it before it rings or makes us busy.
+            call.ignored = True
+            logger.info("call %s: INVITE for %r from %s refused with 404", call_id, target, src_address)
+            try:
+                call.answer(_status_param(404))
+            except Exception as exc:
+                logger.warning("call %s: could not send 404: %s", call_id, _error_text(exc))
+            return
         info = call.getInfo()
         number, name, uri = sipmsg.parse_name_addr(info.remoteUri)
         headers = sipmsg.header_values(whole_msg)

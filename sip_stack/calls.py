@@ -30,6 +30,8 @@ class SipAccount(pj.Account):
         registered = bool(info.regIsActive)
         code = int(prm.code)
         reason = str(prm.reason)
+        if not registered:
+            self._agent._registration_failed(code)
         if (registered, code) == self._last:
             return
         self._last = (registered, code)
@@ -53,6 +55,7 @@ class SipCall(pj.Call):
         self.answered = False
         self.ended = False
         self.last_ringing_code = 0
+        self.ignored = False  # refused before the firmware heard of it: no events
         self.end_reason: tuple[int, str] | None = None  # set when we end the call for a local fault
         self.rx_packets = -1
         self.rx_changed_at = 0.0
@@ -73,6 +76,9 @@ class SipCall(pj.Call):
         elif state == pj.PJSIP_INV_STATE_CONFIRMED and not self.answered:
             self.answered = True
             self._agent._emit(events.CallAnswered(self.call_id))
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED and self.ignored:
+            self.ended = True
+            self._agent._call_disconnected(self.call_id)
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
             self.ended = True
             code = int(info.lastStatusCode)
