@@ -63,17 +63,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from firmware.config import ConfigError, load_config, render_config
+    from firmware.config import load_config_or_report, render_config
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{args.config}: {exc.strerror}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 1
     print(f"{args.config}: OK")
     if args.show:

@@ -328,3 +328,20 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
         errors.append("mqtt.client_key: required when mqtt.client_cert is set")
     if mqtt["client_key"] and not mqtt["client_cert"]:
         errors.append("mqtt.client_cert: required when mqtt.client_key is set")
+
+
+def load_config_or_report(path: str | Path, stream: Any = None) -> Config | None:
+    """``load_config``, or None after printing every problem (one per line, naming the file) to
+    ``stream`` (stderr by default): what the command-line entry points show a person."""
+    import sys
+
+    out = stream if stream is not None else sys.stderr
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.errors)} error(s)", file=out)
+        for error in exc.errors:
+            print(f"  {error}", file=out)
+    except OSError as exc:
+        print(f"{path}: {exc.strerror or exc}", file=out)
+    return None

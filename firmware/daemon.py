@@ -24,7 +24,7 @@ import sip_stack
 from firmware import __version__, systemd
 from firmware import commands as cmd
 from firmware.actuators import PhoneActuators
-from firmware.config import Config, ConfigError, load_config
+from firmware.config import Config, load_config_or_report
 from firmware.core import PhoneCore
 from firmware.logs import configure as configure_logging
 from firmware.phone import PhoneSettings, PhoneState, initial_state
@@ -290,14 +290,8 @@ def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def run_daemon(config_path: Path) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(f"{config_path}: {error}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{config_path}: {exc.strerror or exc}", file=sys.stderr)
+    config = load_config_or_report(config_path)
+    if config is None:
         return 1
     configure_logging(config.log.level, secrets=[config.sip.password.reveal(), config.mqtt.password.reveal()])
     daemon = Daemon(config)
