@@ -103,15 +103,17 @@ class CrmView:
         request_id: str | None = None,
         ttl_s: float | None = 60,
         crm: dict[str, Any] | None = None,
+        expiry_s: int | None = None,
         **fields: Any,
     ) -> str:
+        """Publish ``cmd/dial``; ``expiry_s`` is the MQTT 5 message expiry, ``fields`` go in the JSON."""
         request_id = request_id or new_id()
         payload: dict[str, Any] = {"v": 1, "id": request_id, "number": number, **fields}
         if ttl_s is not None:
             payload["ttl_s"] = ttl_s
         if crm is not None:
             payload["crm"] = crm
-        self.command("dial", payload)
+        self.command("dial", payload, expiry_s=expiry_s)
         return request_id
 
 
