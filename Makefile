@@ -11,7 +11,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip
 
-.PHONY: all deps deps-apt deps-py run test test-fast lint format bench dist clean
+.PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 
 all: test
 
@@ -52,8 +52,13 @@ format: deps-py
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Ours vs baresip-as-the-phone (baresip-core's mqtt module), plus tests/faults: bench/results/results.md.
+# Start-up and audio-path figures sniff loopback (root or CAP_NET_RAW); without it they are skipped.
 bench: deps
 	$(PY) -m bench.run
+
+bench-quick: deps
+	$(PY) -m bench.run --quick
 
 dist: deps-py
 	rm -rf dist

@@ -66,3 +66,11 @@ def host_of(address: str) -> str:
     if address.count(":") == 1:
         return address.split(":", 1)[0]
     return address
+
+
+def request_user(message: str) -> str | None:
+    """The user part of a request's Request-URI (``INVITE sip:1001@host SIP/2.0``), or None."""
+    parts = message.split("\n", 1)[0].split()
+    if len(parts) != 3 or not parts[2].startswith("SIP/"):
+        return None
+    return user_part(parts[1]) or None
