@@ -35,10 +35,10 @@ FULL = {
     "latency_n": 200,
     "c2c_n": 200,
     "cpu_window_s": 60.0,
-    "audio_call_s": 300.0,  # issue asks 10 minutes; halved so `make bench` fits 20 minutes
+    "audio_call_s": 300.0,  # the issue asks 10 minutes; halved so `make bench` fits 20 minutes
     "startup_n": 10,
-    "soak_ours_n": 300,  # issue asks 500; scaled to the 20-minute budget
-    "soak_bs_n": 100,
+    "soak_ours_n": 500,
+    "soak_bs_n": 100,  # baresip's soak is the comparison, not the product: fewer calls
 }
 QUICK = {
     "latency_n": 10,
@@ -234,7 +234,8 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
         )
     audio = data.get("audio")
     if audio:
-        rows.append(("audio: mic -> RTP sent (ms)", summary(audio["mic_to_rtp_ms"]), None))
+        # Not tabulated: the mic stream's position is not known well enough (see the note).
+        rows.append(("audio: mic -> RTP sent (ms), unverified", None, None))
         rows.append(("audio: RTP received -> earpiece (ms)", summary(audio["rtp_to_earpiece_ms"]), None))
         c = audio["counters"]
         keys = ("audio.overruns", "audio.underruns", "audio.errors", "bridge.underruns", "bridge.overruns")
@@ -244,6 +245,11 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
         notes.append(
             "Audio path: marked bursts in the mic file / far end's file; times from a loopback sniffer "
             "(PCMU call) and the audio thread's frame counters; baresip has no comparable hook (—)."
+        )
+        notes.append(
+            "mic -> RTP is not reported: the bursts reach the RTP at a consistent phase, but which mic "
+            "sample the audio thread reads when is not pinned down (the offset moved between runs); "
+            "the raw matches are in results.json as mic_to_rtp_ms."
         )
     soak = data.get("soak") or {}
     for key, label in (("rss_kib", "soak RSS (MiB) at call"), ("fds", "soak open fds at call")):
