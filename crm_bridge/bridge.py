@@ -7,7 +7,9 @@ Threads: paho's network thread (``loop_start``) runs the callbacks and the comma
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -33,6 +35,13 @@ from .subscribe import CommandSubscriber
 logger = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0
+
+
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Turn Nagle's algorithm off: a reply or event written right after a PUBACK would otherwise wait
+    for the broker's delayed ACK of that PUBACK (about 40 ms on Linux) before it leaves."""
+    with contextlib.suppress(AttributeError, OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class CrmBridge:
@@ -175,6 +184,7 @@ class CrmBridge:
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_message = self._guard(self._on_message)
         client.on_publish = self._guard(self._on_publish)
+        client.on_socket_open = _no_delay
         return client
 
     @staticmethod
