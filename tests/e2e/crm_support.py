@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.crm_bridge.crm import CrmClient, Received
 from tests.servers.mosquitto import Mosquitto
+from tests.servers.ports import LOOPBACK, free_port
 
 DEVICE = "desk-test"
 BASE = f"deskphone/{DEVICE}"
@@ -324,3 +325,129 @@ def sipp_factory(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
     finally:
         for sipp in started:
             sipp.stop()
+
+
+SIPP_REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="register a contact elsewhere">
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@[remote_ip]>;tag=[pid]reg[call_number]
+To: <sip:{user}@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:{user}@{contact}>
+Expires: 300
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@[remote_ip]>;tag=[pid]reg[call_number]
+To: <sip:{user}@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 2 REGISTER
+Contact: <sip:{user}@{contact}>
+[authentication username={user} password={password}]
+Expires: 300
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+SIPP_UAS_REFUSE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="ring, then refuse">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Record-Route:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="{ring_ms}"/>
+  <send>
+    <![CDATA[
+SIP/2.0 {code} {reason}
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+def sipp_run(cmd: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    with (workdir / "sipp.log").open("ab") as log:
+        return subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir
+        )
+
+
+class RefusingCallee:
+    """Extension ``user`` at the registrar, played by sipp: rings for ``ring_ms``, then answers
+    ``code reason`` (480 Temporarily Unavailable: what a PBX or phone sends after its no-answer time)."""
+
+    def __init__(
+        self, workdir: Path, kamailio: Any, user: str, password: str, code: int, reason: str, ring_ms: int
+    ):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        kamailio.add_user(user, password)
+        port = free_port()
+        uas = workdir / "uas.xml"
+        uas.write_text(SIPP_UAS_REFUSE.format(code=code, reason=reason, ring_ms=ring_ms))
+        self.uas = sipp_run(
+            ["sipp", "-sf", str(uas), "-i", LOOPBACK, "-p", str(port), "-m", "1", "-nostdin",
+             "-timeout", "60s", "-trace_msg", "-message_file", str(workdir / "uas-messages.log")],
+            workdir,
+        )  # fmt: skip
+        reg = workdir / "register.xml"
+        reg.write_text(SIPP_REGISTER.format(user=user, password=password, contact=f"{LOOPBACK}:{port}"))
+        target = f"{kamailio.host}:{kamailio.port}"
+        # kamailio re-reads its user table when the file changes: retry until the new user is known.
+        deadline = time.monotonic() + 10
+        while True:
+            registering = sipp_run(
+                ["sipp", target, "-sf", str(reg), "-i", LOOPBACK, "-p", "0", "-m", "1", "-nostdin",
+                 "-timeout", "5s", "-timeout_error"],
+                workdir,
+            )  # fmt: skip
+            if registering.wait(10) == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sipp could not register {user}")
+            time.sleep(0.3)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        return self.uas.wait(timeout)
+
+    def stop(self) -> None:
+        if self.uas.poll() is None:
+            self.uas.kill()
+            self.uas.wait(5)

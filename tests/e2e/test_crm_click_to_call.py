@@ -7,6 +7,7 @@ the CRM (``CrmView``).
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import pytest
 
 from tests.e2e.crm_support import (
     CrmView,
+    RefusingCallee,
     assert_seq_contiguous,
     call_events,
     kamailio_invites,
@@ -253,4 +255,33 @@ def test_outgoing_call_not_answered_is_cancelled_by_hanging_up(
     started = parse_ts(record["started_at"])
     assert abs((parse_ts(record["ended_at"]) - started).total_seconds() - record["ring_s"]) < 0.002
     assert abs(record["ring_s"] - (gave_up_at - dialled_at)) < 0.5, record
+    phone.wait_mode("idle")
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed (apt: sip-tester)")
+def test_outgoing_call_no_answer_from_the_far_end(phone_factory, mosquitto, crm, kamailio, tmp_path):  # type: ignore[no-untyped-def]
+    callee = RefusingCallee(
+        tmp_path / "callee-1003", kamailio, "1003", "pw3", 480, "Temporarily Unavailable", ring_ms=2000
+    )
+    try:
+        phone = start_phone(phone_factory, mosquitto)
+        phone.client.hook(True)
+        request_id = crm.dial("1003", crm={"k": "no-answer"})
+        dialled_at = time.monotonic()
+        assert crm.wait_reply(request_id)["result"]["status"] == "dialing"
+        crm.wait_event("call.ringing")
+        ended = crm.wait_event("call.ended")
+        refused_at = time.monotonic()
+        assert callee.wait() == 0
+    finally:
+        callee.stop()
+    record = ended["call"]
+    assert record["disposition"] == "no_answer", record
+    assert record["sip_code"] == 480
+    assert record["hangup_by"] == "remote"
+    assert record["talk_s"] == 0 and record["answered_at"] is None
+    assert record["crm"] == {"k": "no-answer"} and record["origin"] == "crm"
+    assert abs(record["ring_s"] - (refused_at - dialled_at)) < 0.5, record
+    assert record["ring_s"] >= 1.9
+    phone.client.hook(False)
     phone.wait_mode("idle")
