@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -157,8 +158,18 @@ def wait_ready(phone: Any, registered: bool = True, timeout: float = 15.0) -> di
 
 
 def kamailio_invites(kamailio: Any) -> list[str]:
-    """INVITE requests kamailio saw (its request route logs every request)."""
-    return [line for line in kamailio.log_text().splitlines() if "REQ INVITE" in line]
+    """Request URIs of the new calls kamailio saw (its request route logs every request).
+
+    A new call is addressed to an address of record (``sip:1002@127.0.0.1``, or whatever URI a bad
+    dial might have produced); in-dialog re-INVITEs (pjsua and baresip send them after answering) go to
+    a contact URI, which always carries a port, and are left out.
+    """
+    found = []
+    for match in re.finditer(r"REQ INVITE (\S+) from ", kamailio.log_text()):
+        uri = match.group(1)
+        if not re.search(r"@[^;:@]+:\d+", uri):
+            found.append(uri)
+    return found
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
