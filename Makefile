@@ -9,7 +9,7 @@ RUN_DIR ?= run
 APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
-	dosfstools mtools fdisk xz-utils 7zip
+	dosfstools mtools fdisk xz-utils 7zip sip-tester
 
 .PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 

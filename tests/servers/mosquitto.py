@@ -54,6 +54,7 @@ class Mosquitto:
         lines = [
             f"listener {self.port} {self.host}",
             "persistence true",
+            "set_tcp_nodelay true",
             f"persistence_location {self.dir}/",
             "autosave_interval 0",
             f"log_dest file {self.log_path}",
