@@ -73,6 +73,7 @@ class UserAgent:
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
+        self._tone_connected = False
         self._log_writer: PjLogWriter | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -232,7 +233,10 @@ class UserAgent:
         self._port.create()
         self._tone_gen = pj.ToneGenerator()
         self._tone_gen.createToneGenerator(s.clock_rate, 1)
-        self._tone_gen.startTransmit(self._port)
+        # The tone generator is connected to the port only while a tone plays: with nothing connected
+        # pjsua closes the (null) sound device after sndAutoCloseTime, and the media clock sleeps
+        # while the phone is idle.
+        self._tone_connected = False
 
         self._account = SipAccount(self)
         self._account.create(self._account_config())
@@ -454,7 +458,13 @@ class UserAgent:
         if gen is None:
             return
         gen.stop()
+        if kind is None and self._tone_connected and self._port is not None:
+            gen.stopTransmit(self._port)
+            self._tone_connected = False
         if kind is not None:
+            if not self._tone_connected and self._port is not None:
+                gen.startTransmit(self._port)
+                self._tone_connected = True
             vector = pj.ToneDescVector()
             for seg in tone_for(self.settings.tone_plan, kind):
                 desc = pj.ToneDesc()
