@@ -389,6 +389,7 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         client.close()
 
     before = phone.state()
+    ear_start = phone.earpiece_path.stat().st_size if phone.earpiece_path.exists() else 0
     sniffer.add(watch)
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
@@ -407,8 +408,9 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         poller.join(2)
         sniffer.remove(watch)
     after = phone.state()
-    # The audio thread runs while the handset is up; each start opens the PCMs again, so the mic file
-    # plays from its start and the earpiece file starts afresh. Frame counters are cumulative.
+    # The audio thread runs while the handset is up; each lift opens the PCMs again (the mic file plays
+    # from its start, the earpiece file is appended to, after a few frames of PCM prefill). Frame
+    # counters are cumulative, so this call's earpiece samples are those after ``ear_start``.
     c0_in, c0_out = before["audio"]["frames_in"], before["audio"]["frames_out"]
     t0_in = _fit_t0([p for p in polls_in if p[2] > c0_in + 1], frame_s)
     t0_out = _fit_t0([p for p in polls_out if p[2] > c0_out + 1], frame_s)
@@ -423,7 +425,7 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         if earlier:
             tx_delays.append(_ms(t_rtp - earlier[-1]))
     # RTP received -> earpiece stream
-    raw = phone.earpiece_path.read_bytes()
+    raw = phone.earpiece_path.read_bytes()[ear_start:]
     ear = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
     prefill = round(len(ear) / frame - (after["audio"]["frames_out"] - c0_out))
     ear_times = [t0_out + (c0_out + e // frame - prefill) * frame_s for e in mark_onsets(ear)]

@@ -36,9 +36,6 @@ class PhoneActuators:
     def show_text(self, text: str) -> None:
         self._hw.display.show(text)
 
-    def set_audio_path(self, active: bool) -> None:
-        self._hw.audio.set_active(active)
-
     def place_call(self, call_id: str, number: str) -> None:
         self._sip.make_call(call_id, number)
 

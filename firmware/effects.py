@@ -39,13 +39,6 @@ class SetLed:
 
 
 @dataclass(frozen=True)
-class SetAudioPath:
-    """Run (True) or rest (False) the handset's audio path: it runs while the handset is off hook."""
-
-    active: bool
-
-
-@dataclass(frozen=True)
 class ShowText:
     """Show ``text`` on the display line; an empty text clears it."""
 
@@ -112,7 +105,6 @@ Effect = (
     PlayTone
     | Ring
     | SetLed
-    | SetAudioPath
     | ShowText
     | PlaceCall
     | AnswerCall

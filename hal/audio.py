@@ -107,8 +107,6 @@ class AlsaAudioPath:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake = threading.Condition()
-        self._active = True
         self._thread: threading.Thread | None = None
         self._capture: Pcm | None = None
         self._playback: Pcm | None = None
@@ -130,22 +128,9 @@ class AlsaAudioPath:
         )
         self._thread.start()
 
-    def set_active(self, active: bool) -> None:
-        """Run the PCMs (True) or close them and rest (False) without ending the thread; never blocks
-        for long. A phone's handset path rests while the handset is on its cradle."""
-        with self._wake:
-            self._active = active
-            self._wake.notify_all()
-
-    @property
-    def active(self) -> bool:
-        return self._active
-
     def stop(self) -> None:
         """Stop the thread and close the PCMs."""
         self._stop.set()
-        with self._wake:
-            self._wake.notify_all()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
@@ -207,10 +192,6 @@ class AlsaAudioPath:
         next_due = time.monotonic()
         try:
             while not self._stop.is_set():
-                if not self._active:
-                    self._rest()
-                    next_due = time.monotonic()
-                    continue
                 if self._capture is None or self._playback is None:
                     if not self._open():
                         self._stop.wait(0.5)
@@ -237,12 +218,6 @@ class AlsaAudioPath:
         finally:
             self._close_pcms()
             logger.info("audio stopped: %s", self.counters())
-
-    def _rest(self) -> None:
-        """Close the PCMs and sleep until made active again or stopped."""
-        self._close_pcms()
-        with self._wake:
-            self._wake.wait_for(lambda: self._active or self._stop.is_set())
 
     def _open(self) -> bool:
         try:

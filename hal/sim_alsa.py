@@ -41,17 +41,16 @@ pcm.{capture} {{
 pcm.{playback} {{
     type file
     slave.pcm "null"
-    # Piped and appended, so the recording goes on across handset lifts (the PCM is closed while
-    # the handset rests); a plain file would be truncated, or renamed, at each open.
-    file "|exec cat >> '{outfile}'"
+    file "{outfile}"
     format "raw"
+    truncate true
 }}
 """
 
 
 def _quote(path: Path) -> str:
     text = str(path)
-    if any(ch in text for ch in "\"'\\\n"):
+    if any(ch in text for ch in '"\\\n'):
         raise AsoundrcError(f"path {text!r} cannot be written into an asoundrc")
     return text
 
@@ -82,11 +81,9 @@ def write_asoundrc(
     """Write an asoundrc at ``path`` defining the sim board's PCMs; return (capture, playback) names.
 
     The capture PCM plays ``mic_file`` (raw S16_LE mono at ``rate``, or such a WAV; None for silence)
-    and then silence. The playback PCM appends raw S16_LE to ``earpiece_file``, which is emptied here,
-    so it holds everything the earpiece played since, across handset lifts. The microphone data is
-    copied to ``<path>.mic.raw``, so the original is never changed.
+    and then silence; the playback PCM writes raw S16_LE to ``earpiece_file`` (truncated when the PCM is
+    opened). The microphone data is copied to ``<path>.mic.raw``, so the original is never changed.
     """
-
     path = Path(path)
     earpiece = Path(earpiece_file).absolute()
     samples = b"" if mic_file is None else _pcm_bytes(Path(mic_file), rate)
@@ -98,8 +95,6 @@ def write_asoundrc(
     with open(infile, "wb") as out:
         out.write(samples)
         out.truncate(len(samples) + SILENCE_TAIL_BYTES)
-    earpiece.write_bytes(b"")
-    os.chmod(earpiece, 0o600)
     path.write_text(
         _TEMPLATE.format(
             capture=CAPTURE_PCM, playback=PLAYBACK_PCM, infile=_quote(infile), outfile=_quote(earpiece)

@@ -214,6 +214,11 @@ class UserAgent:
         cfg.medConfig.threadCnt = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
+        # A desk phone on an office LAN: start the adaptive jitter buffer small (pjmedia's defaults aim
+        # at the open internet) and let it grow only when the network jitters.
+        cfg.medConfig.jbInit = 40
+        cfg.medConfig.jbMinPre = 20
+        cfg.medConfig.jbMaxPre = 200
         ep.libInit(cfg)
 
         tcfg = pj.TransportConfig()
@@ -518,6 +523,10 @@ class UserAgent:
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             audio = call.getAudioMedia(index)
+            if not call.audio_connected:
+                # The microphone FIFO filled up while nobody listened: start the call with fresh sound.
+                self.audio.mic.clear()
+                call.audio_connected = True
             port.startTransmit(audio)
             audio.startTransmit(port)
             logger.debug("call %s: audio media %d connected", call.call_id, index)

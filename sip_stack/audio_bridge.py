@@ -52,6 +52,7 @@ class AudioBridge:
             totals[f"{prefix}_overruns"] = fifo.overruns
             totals[f"{prefix}_drift_corrections"] = fifo.drift_corrections
             totals[f"{prefix}_stall_drops"] = fifo.stall_drops
+            totals[f"{prefix}_fill"] = len(fifo)
         return totals
 
 

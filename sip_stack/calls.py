@@ -53,6 +53,7 @@ class SipCall(pj.Call):
         self.call_id = ""
         self.local_hangup = False
         self.answered = False
+        self.audio_connected = False
         self.ended = False
         self.last_ringing_code = 0
         self.ignored = False  # refused before the firmware heard of it: no events

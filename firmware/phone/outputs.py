@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from firmware.effects import (
-    Effect,
-    LedMode,
-    PlayTone,
-    Ring,
-    RingPattern,
-    SetAudioPath,
-    SetLed,
-    ShowText,
-    ToneKind,
-)
+from firmware.effects import Effect, LedMode, PlayTone, Ring, RingPattern, SetLed, ShowText, ToneKind
 from firmware.phone.state import ClickToCall, PhoneState
 
 
@@ -25,15 +15,9 @@ class Outputs:
     line_led: LedMode = "off"
     message_led: LedMode = "off"
     text: str = ""
-    audio: bool = False
 
 
 def outputs_of(state: PhoneState) -> Outputs:
-    outputs = _outputs_of_mode(state)
-    return replace(outputs, audio=state.off_hook) if state.off_hook else outputs
-
-
-def _outputs_of_mode(state: PhoneState) -> Outputs:
     remote = state.call.remote if state.call else None
     remote_text = (remote.name or remote.number) if remote else ""
     message_led: LedMode = "on" if state.missed_call else "off"
@@ -67,8 +51,6 @@ def _alerting_text(pending: ClickToCall) -> str:
 def output_effects(before: Outputs | None, after: Outputs) -> list[Effect]:
     """The effects that turn ``before`` into ``after``; every output when ``before`` is None."""
     effects: list[Effect] = []
-    if before is None or before.audio != after.audio:
-        effects.append(SetAudioPath(after.audio))
     if before is None or before.ring != after.ring:
         effects.append(Ring(after.ring))
     if before is None or before.tone != after.tone:

@@ -581,16 +581,3 @@ def test_initial_effects_set_every_output():
     assert Ring(None) in effects and PlayTone(None) in effects and ShowText("") in effects
     assert SetLed("line", "off") in effects and SetLed("message", "off") in effects
     assert PlayTone("dial") in initial_effects(initial_state(off_hook=True))
-
-
-def test_the_audio_path_runs_exactly_while_the_handset_is_off_hook() -> None:
-    from firmware.effects import SetAudioPath
-
-    state = initial_state()
-    assert SetAudioPath(False) in initial_effects(state)
-    state, effects = step(state, LiftHandset(), T0)
-    assert SetAudioPath(True) in effects
-    state, effects = step(state, PressKey("1"), T0)
-    assert not any(isinstance(e, SetAudioPath) for e in effects)
-    state, effects = step(state, ReplaceHandset(), T0)
-    assert SetAudioPath(False) in effects

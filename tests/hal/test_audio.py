@@ -140,29 +140,3 @@ def test_set_volume_on_a_missing_card_is_counted_not_raised() -> None:
     path = AlsaAudioPath(get_board("rpi-v1"))  # there is no "Handset" card on a build machine
     path.set_volume(50)
     assert path.counters()["errors"] == 1
-
-
-def test_a_resting_path_moves_no_frames_and_resumes_appending_to_the_earpiece(sim_pcms) -> None:  # type: ignore[no-untyped-def]
-    _, earpiece, _ = sim_pcms
-    sink = FrameSink(frames=10)
-    path = AlsaAudioPath(get_board("sim"), AudioSettings(sample_rate=RATE, frame_ms=20))
-    path.start(sink.read_earpiece_frame, sink.write_mic_frame)
-    try:
-        assert sink.done.wait(5)
-        path.set_active(False)
-        assert not path.active
-        resting = threading.Event()
-        resting.wait(0.2)  # let the thread reach its rest
-        frames_before = path.counters()["frames_in"]
-        size_before = earpiece.stat().st_size
-        resting.wait(0.3)
-        assert path.counters()["frames_in"] == frames_before, "frames moved while resting"
-        assert earpiece.stat().st_size == size_before
-
-        sink.done.clear()
-        sink.mic.clear()
-        path.set_active(True)
-        assert sink.done.wait(5), "no frames after resuming"
-    finally:
-        path.stop()
-    assert earpiece.stat().st_size > size_before, "the earpiece recording did not go on after resuming"
