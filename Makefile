@@ -64,6 +64,8 @@ dist: deps-py
 	rm -rf dist
 	$(PY) -m pip wheel -q --no-deps -w dist .
 	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt
+	@# pyalsaaudio is compiled on the phone at first boot (no wheels for the Pi on PyPI).
+	$(PY) -m pip download -q --no-deps --no-binary :all: -d dist/wheelhouse pyalsaaudio
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info $(RUN_DIR)

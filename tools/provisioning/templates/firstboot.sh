@@ -101,12 +101,17 @@ install_firmware() {
     wheel=$(find "$SRC/bundle" -maxdepth 1 -name 'deskphone-*.whl' | head -n1)
     [ -n "$wheel" ] || die "no deskphone wheel in $SRC/bundle"
     install -d -m 0755 "$ROOT/opt/deskphone"
-    # Compiled dependencies come from Raspberry Pi OS; the venv sees them.
-    do_run apt-get install -y --no-install-recommends python3-venv python3-alsaaudio python3-lgpio
+    # lgpio comes from Raspberry Pi OS (the venv sees it); pyalsaaudio is built from the sdist in the
+    # wheelhouse, because the distribution's python3-alsaaudio (0.8) is older than the firmware needs.
+    do_run apt-get install -y --no-install-recommends python3-venv python3-dev gcc libasound2-dev python3-lgpio
     do_run python3 -m venv --system-site-packages "$ROOT$VENV"
     do_run "$ROOT$VENV/bin/pip" install --no-index --find-links "$wheelhouse" "$wheel"
-    if compgen -G "$wheelhouse/pjsua2*.whl" >/dev/null; then
-        do_run "$ROOT$VENV/bin/pip" install --no-index --find-links "$wheelhouse" pjsua2-python
+    # pjsua2 has no wheel on PyPI for the Pi: the installer adds one built as docs/SIP.md says
+    # (its distribution may be called pjsua2 or pjsua2-python; install the file itself).
+    local pjsua2_wheel
+    pjsua2_wheel=$(find "$wheelhouse" -maxdepth 1 -name 'pjsua2*.whl' | head -n1)
+    if [ -n "$pjsua2_wheel" ]; then
+        do_run "$ROOT$VENV/bin/pip" install --no-index --find-links "$wheelhouse" "$pjsua2_wheel"
     fi
     do_run "$ROOT$VENV/bin/python" -c 'import pjsua2'
     log "firmware installed in $VENV"
