@@ -34,12 +34,12 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers.audio import write_sine_wav
-from tests.servers.baresip import Baresip
-from tests.servers.kamailio import Kamailio
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
-from tests.servers.ports import free_port
+from lab.servers.audio import write_sine_wav
+from lab.servers.baresip import Baresip
+from lab.servers.kamailio import Kamailio
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
+from lab.servers.ports import free_port
 
 RESULTS = Path(__file__).parent / "results" / "crm_latency.json"
 DEVICE = "bench-crm"

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from tests.servers.baresip import _CONFIG, BARESIP, MODULE_PATH, Baresip
-from tests.servers.kamailio import Kamailio
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.phone import PHONE_PASSWORD, PhoneProcess, phone_config_text
-from tests.servers.ports import LOOPBACK, free_port
+from lab.servers.baresip import _CONFIG, BARESIP, MODULE_PATH, Baresip
+from lab.servers.kamailio import Kamailio
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.phone import PHONE_PASSWORD, PhoneProcess, phone_config_text
+from lab.servers.ports import LOOPBACK, free_port
 
 RATE = 16000
 FAR_USER = "1002"

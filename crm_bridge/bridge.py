@@ -205,8 +205,9 @@ class CrmBridge:
         if reason.is_failure:
             self._outage(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
             return
+        self._commands.subscribe()
         with self._lock:
-            self._connected = True
+            self._connected = True  # only now: a command published from here on reaches us
             outage_since, self._outage_since = self._outage_since, None
             self._outage_logged = False
         self.connects += 1
@@ -214,7 +215,6 @@ class CrmBridge:
             logger.info("reconnected to the broker after %.1f s", time.monotonic() - outage_since)
         else:
             logger.info("connected to the broker (session present: %s)", bool(flags.session_present))
-        self._commands.subscribe()
         if self._status_provider is not None:
             try:
                 self._status.update(self._status_provider(), self._clock())

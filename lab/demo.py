@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.servers.audio import write_sine_wav
-from tests.servers.baresip import Baresip
-from tests.servers.kamailio import Kamailio
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.ports import free_port
+from lab.servers.audio import write_sine_wav
+from lab.servers.baresip import Baresip
+from lab.servers.kamailio import Kamailio
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.ports import free_port
 
 PHONE_USER, PHONE_PASSWORD = "1001", "demo-phone-secret"
 FAR_USER, FAR_PASSWORD = "1002", "demo-far-secret"

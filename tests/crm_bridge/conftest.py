@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from lab.servers.mosquitto import Mosquitto
 from tests.crm_bridge.crm import CrmClient
-from tests.servers.mosquitto import Mosquitto, mosquitto  # noqa: F401 - the fixture is used by name
 
 
 @pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmClient]:  # noqa: F811
+def crm(mosquitto: Mosquitto) -> Iterator[CrmClient]:
     client = CrmClient(mosquitto.host, mosquitto.port)
     try:
         yield client

@@ -20,8 +20,8 @@ from crm_bridge import CrmBridge, MqttSettings, PhoneStatus
 from crm_bridge.codec import format_time
 from firmware.commands import Command, Dial, Reply
 from firmware.events import Event
-from tests.crm_bridge.crm import CrmClient, Received
-from tests.servers.mosquitto import Mosquitto
+from lab.servers.mosquitto import Mosquitto
+from tests.crm_bridge.crm import CrmClient, Received, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +72,6 @@ def bridge(mosquitto: Mosquitto, tmp_path: Path, submitted: Submitted) -> Iterat
         yield b
     finally:
         b.stop()
-
-
-def wait_until(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def events_of(messages: list[Received]) -> list[dict[str, object]]:

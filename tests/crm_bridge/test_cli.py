@@ -14,7 +14,8 @@ from crm_bridge import CrmBridge, MqttSettings
 from crm_bridge.cli import add_crm_subcommands, run_crm
 from firmware.commands import Command, Dial, Reply
 from firmware.events import CallRecord, Event, Remote, utc_now
-from tests.servers.mosquitto import Mosquitto
+from lab.servers.mosquitto import Mosquitto
+from tests.crm_bridge.crm import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +53,7 @@ def test_crm_dial_prints_reply_and_the_calls_events(mosquitto: Mosquitto, tmp_pa
     bridge = CrmBridge(settings, "dev7", phone)
     holder.append(bridge)
     bridge.start()
+    wait_until(lambda: bridge.connected)  # subscribed: a dial published now reaches it
     out = io.StringIO()
     try:
         args = parse(
@@ -71,6 +73,7 @@ def test_crm_dial_exits_1_on_an_error_reply(mosquitto: Mosquitto, tmp_path: Path
     settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, outbox_path=str(tmp_path / "o.db"))
     bridge = CrmBridge(settings, "dev8", lambda c: None)
     bridge.start()
+    wait_until(lambda: bridge.connected)  # subscribed: a dial published now reaches it
     out = io.StringIO()
     try:
         args = parse(

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.ports import LOOPBACK, free_port
 from tests.crm_bridge.crm import CrmClient, Received
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.ports import LOOPBACK, free_port
 
 DEVICE = "desk-test"
 BASE = f"deskphone/{DEVICE}"

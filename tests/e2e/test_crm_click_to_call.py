@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lab.servers.mosquitto import Mosquitto
 from tests.e2e.crm_support import (
     CrmView,
     RefusingCallee,
@@ -23,7 +24,6 @@ from tests.e2e.crm_support import (
     new_id,
     start_phone,
 )
-from tests.servers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.e2e
 

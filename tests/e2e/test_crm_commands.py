@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.phone import PHONE_PASSWORD
 from tests.crm_bridge.crm import Received
 from tests.e2e.crm_support import BASE, CrmView, kamailio_invites, start_phone
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.phone import PHONE_PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crm_bridge.codec import format_time
+from lab.servers.mosquitto import Mosquitto
 from tests.e2e.crm_support import (
     BASE,
     CrmView,
@@ -21,7 +22,6 @@ from tests.e2e.crm_support import (
     start_phone,
     wait_ready,
 )
-from tests.servers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.ports import LOOPBACK
 from tests.e2e.crm_support import CrmView, Sipp, call_events, sipp_factory, start_phone
-from tests.servers.mosquitto import Mosquitto
-from tests.servers.ports import LOOPBACK
 
 pytestmark = [
     pytest.mark.e2e,

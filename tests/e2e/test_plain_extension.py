@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
-from tests.servers.phone import PHONE_PASSWORD, events_of
+from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
+from lab.servers.phone import PHONE_PASSWORD, events_of
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.servers.phone import PHONE_PASSWORD, PHONE_USER, events_of
+from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, events_of
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.phone import events_of
+from lab.servers.phone import events_of
 
 pytestmark = pytest.mark.e2e
 

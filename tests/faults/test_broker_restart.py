@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.servers.mosquitto import Mosquitto
+from lab.servers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.e2e
 

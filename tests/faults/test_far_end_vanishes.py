@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers.phone import events_of
+from lab.servers.phone import events_of
 
 pytestmark = pytest.mark.e2e
 

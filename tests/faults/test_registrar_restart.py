@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-import tests.servers.kamailio as kamailio_module
-from tests.servers.audio import dominant_frequency
+import lab.servers.kamailio as kamailio_module
+from lab.servers.audio import dominant_frequency
 
 pytestmark = pytest.mark.e2e
 

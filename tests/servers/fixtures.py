@@ -4,6 +4,7 @@
 - ``baresip_factory``: ``baresip_factory(user, password="pw", auto_answer=True, source_wav=None)``
   registers the user at ``kamailio`` and starts a baresip for it; all are stopped at teardown.
 - ``phone_factory``: starts ``deskphone run`` on the sim board, registered at ``kamailio``.
+- ``mosquitto``: an anonymous broker on 127.0.0.1 (start/stop/restart/kill for outage tests).
 - ``tone_wav``: a 16 kHz mono WAV of a 440 Hz sine (baresip's default audio source).
 """
 
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.audio import write_sine_wav
-from tests.servers.baresip import Baresip
-from tests.servers.kamailio import Kamailio
-from tests.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
-from tests.servers.ports import free_port
+from lab.servers.audio import write_sine_wav
+from lab.servers.baresip import Baresip
+from lab.servers.kamailio import Kamailio
+from lab.servers.mosquitto import Mosquitto
+from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
+from lab.servers.ports import free_port
 
 BaresipFactory = Callable[..., Baresip]
 PhoneFactory = Callable[..., PhoneProcess]
@@ -116,3 +118,15 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
     finally:
         for phone in reversed(started):
             phone.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running anonymous broker; tests that want users/ACL build their own ``Mosquitto``."""
+    _require("mosquitto")
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

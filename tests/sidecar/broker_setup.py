@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.mosquitto import Mosquitto
+from lab.servers.mosquitto import Mosquitto
 from tests.tools.conftest import SITE_ARGS, flash
 
 

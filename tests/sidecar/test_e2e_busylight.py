@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.phone import PHONE_USER
+from lab.servers.phone import PHONE_USER
 
 from .broker_setup import office_broker
 from .conftest import HOST, NODE_DIR

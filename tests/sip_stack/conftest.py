@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from lab.servers.kamailio import Kamailio
 from sip_stack import SipSettings
 from sip_stack.events import SipEvent
-from tests.servers.kamailio import Kamailio
 
 
 class EventRecorder:

@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from lab.servers.audio import dominant_frequency, loudest_stretch, read_wav, rms_dbfs, sine_frames
+from lab.servers.ports import free_port
 from sip_stack.events import (
     CallAnswered,
     CallEnded,
@@ -18,8 +20,6 @@ from sip_stack.events import (
     OutgoingCallStarted,
     RegistrationChanged,
 )
-from tests.servers.audio import dominant_frequency, loudest_stretch, read_wav, rms_dbfs, sine_frames
-from tests.servers.ports import free_port
 from tests.sip_stack.conftest import phone_settings
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from lab.servers.audio import dominant_frequency, rms_dbfs
+from lab.servers.ports import free_port
 from sip_stack import SipSettings
-from tests.servers.audio import dominant_frequency, rms_dbfs
-from tests.servers.ports import free_port
 
 pytest.importorskip("pjsua2")
 

@@ -15,10 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +131,3 @@ class Mosquitto:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A running anonymous broker; tests that want users/ACL build their own ``Mosquitto``."""
-    broker = Mosquitto(tmp_path / "mosquitto")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
-from tests.servers.ports import LOOPBACK, free_port
+from lab.servers.ports import LOOPBACK, free_port
 
 PHONE_USER = "1001"
 PHONE_PASSWORD = "phone-pw-7f3a"

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers.ports import LOOPBACK, free_port
+from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers.ports import LOOPBACK, free_port
+from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
 
