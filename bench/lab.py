@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import threading
 import time
 import wave
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from lab.servers.baresip import _CONFIG, BARESIP, MODULE_PATH, Baresip
+from lab.servers.baresip import Baresip
 from lab.servers.kamailio import Kamailio
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import PHONE_PASSWORD, PhoneProcess, phone_config_text
@@ -40,8 +39,6 @@ MARK_LEN_S = 0.04
 
 class TimedBaresip(Baresip):
     """A ``Baresip`` whose ctrl_tcp events carry their arrival time (``_t``, monotonic)."""
-
-    extra_config: str = ""
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         msg["_t"] = time.monotonic()
@@ -67,36 +64,6 @@ class TimedBaresip(Baresip):
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
-
-    def start(self, timeout: float = 10.0) -> None:  # the parent's, with extra config lines
-        if not self.extra_config:
-            super().start(timeout)
-            return
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.record_dir.mkdir(exist_ok=True)
-        self.sip_port = self.sip_port or free_port()
-        self.ctrl_port = self.ctrl_port or free_port()
-        config = _CONFIG.format(
-            host=self.host,
-            sip_port=self.sip_port,
-            ctrl_port=self.ctrl_port,
-            source_wav=self.source_wav,
-            srate=self.srate,
-            module_path=MODULE_PATH,
-            record_dir=self.record_dir,
-        )
-        (self.workdir / "config").write_text(config + self.extra_config)
-        (self.workdir / "accounts").write_text(self._account_line() + "\n")
-        (self.workdir / "contacts").write_text("")
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                [BARESIP, "-f", str(self.workdir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
-        self._connect(timeout)
 
 
 def bs_mqtt_config(broker_port: int, basetopic: str = BS_BASETOPIC) -> str:

@@ -75,6 +75,7 @@ class Baresip:
     sip_port: int = 0
     ctrl_port: int = 0
     srate: int = 16000
+    extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -114,6 +115,7 @@ class Baresip:
                 module_path=MODULE_PATH,
                 record_dir=self.record_dir,
             )
+            + self.extra_config
         )
         (self.workdir / "accounts").write_text(self._account_line() + "\n")
         (self.workdir / "contacts").write_text("")
