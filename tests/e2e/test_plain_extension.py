@@ -32,6 +32,13 @@ def listen(phone, seconds: float, timeout: float = 10.0) -> np.ndarray:  # type:
     return earpiece(phone, start)[: int(seconds * RATE)]
 
 
+def loud_fraction(samples: np.ndarray, block_s: float = 0.1) -> float:
+    """The share of ``block_s`` blocks that carry sound (a tone's cadence, not its pitch)."""
+    block = int(block_s * RATE)
+    blocks = [samples[i : i + block] for i in range(0, len(samples) - block + 1, block)]
+    return sum(rms_dbfs(b) > -40 for b in blocks) / max(1, len(blocks))
+
+
 def tone_in(samples: np.ndarray, freq: float, tolerance: float = 15.0) -> bool:
     """Whether ``freq`` is the dominant frequency of the loudest second of ``samples``."""
     if len(samples) < RATE:
@@ -105,6 +112,9 @@ def test_outgoing_call_two_way_audio_dtmf_and_hangup(phone_factory, baresip_fact
     assert abs(dominant_frequency(samples[-rate * 2 :], rate) - 1000.0) < 15
     assert rms_dbfs(samples[-rate * 2 :]) > -30, "the phone's microphone arrived too quietly"
     assert "59" in far.received_dtmf()
+    # wideband first: the far end offers G.722 and PCMA/PCMU, the phone prefers G.722
+    assert "Set audio encoder: G722" in far.log_text()
+    assert "Set audio decoder: G722" in far.log_text()
     assert phone.state()["phone_state"] == "idle"
 
 
@@ -172,3 +182,27 @@ def test_do_not_disturb_rejects_with_486(phone_factory, baresip_factory, kamaili
     assert ended["call"]["disposition"] == "rejected"
     assert ended["call"]["sip_code"] == 486
     assert phone.state()["ringer"] is None
+
+
+def test_ringback_while_the_far_end_rings_then_busy_tone_when_it_refuses(phone_factory, baresip_factory):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys("1002#")
+    far.wait_for_event("CALL_INCOMING", timeout=10)
+    phone.wait_event("call.ringing")
+    # EU ringback: 425 Hz, 1 s on, 4 s off; listen across a whole cadence
+    heard = listen(phone, 5.2)
+    assert tone_in(heard, 425.0), "no local ringback tone while the far end rang"
+    assert 0.1 < loud_fraction(heard) < 0.4, "not the ringback cadence (1 s on, 4 s off)"
+    far.hangup()  # the far end refuses the ringing call: 486 Busy Here
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["disposition"] == "busy"
+    assert ended["call"]["sip_code"] == 486
+    state = phone.wait_mode("ended")
+    assert state["hook"] == "up"
+    assert tone_in(listen(phone, 1.5), 425.0), "no busy tone after 486"
+    phone.client.hook(False)
+    phone.wait_mode("idle")
