@@ -206,3 +206,47 @@ def test_ringback_while_the_far_end_rings_then_busy_tone_when_it_refuses(phone_f
     assert tone_in(listen(phone, 1.5), 425.0), "no busy tone after 486"
     phone.client.hook(False)
     phone.wait_mode("idle")
+
+
+def test_a_number_the_pbx_does_not_know_gives_the_error_tone(phone_factory):  # type: ignore[no-untyped-def]
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys("9999#")  # kamailio: 404 Not Found
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["disposition"] == "failed"
+    assert ended["call"]["sip_code"] == 404
+    phone.wait_mode("ended")
+    heard = listen(phone, 2.0)
+    # EU error tone: the special information tone, 950 / 1400 / 1800 Hz, 330 ms each
+    thirds = [
+        heard[i : i + int(0.3 * RATE)] for i in range(0, len(heard) - int(0.3 * RATE), int(0.33 * RATE))
+    ]
+    pitches = {round(dominant_frequency(t, RATE) / 50) * 50 for t in thirds if rms_dbfs(t) > -40}
+    assert pitches & {950, 1400, 1800}, f"no special information tone (heard {sorted(pitches)})"
+    phone.client.hook(False)
+    phone.wait_mode("idle")
+
+
+def test_hash_as_the_first_key_redials_the_last_number(phone_factory, baresip_factory):  # type: ignore[no-untyped-def]
+    far = baresip_factory("1002", auto_answer=True)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys("1002#")
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    phone.client.hook(False)
+    far.wait_for_event("CALL_CLOSED", timeout=10)
+    phone.wait_mode("idle")
+
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys("#")
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    state = phone.wait_mode("in_call")
+    outgoing = [e for e in state["events"] if e["type"] == "call.outgoing"]
+    assert [e["call"]["remote"]["number"] for e in outgoing] == ["1002", "1002"]
+    phone.client.hook(False)
+    far.wait_for_event("CALL_CLOSED", timeout=10)
