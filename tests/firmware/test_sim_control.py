@@ -80,3 +80,20 @@ def test_bad_requests_get_a_reason_and_change_nothing(
 def test_client_raises_control_error_with_the_reason(socket_path: Path) -> None:
     with SimClient(socket_path) as client, pytest.raises(ControlError, match="0-9"):
         client.keys("x")
+
+
+def test_the_console_drives_the_panel_from_typed_lines(socket_path: Path, panel: RecordingPanel) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "console"],
+        input="u\n1002#\nx\nd\nq\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert panel.actions == ["lift", "1", "0", "0", "2", "#", "replace"]
+    assert "[idle]" in result.stdout  # the state line after each command
+    assert "commands:" in result.stdout  # "x" is not a command: the help is shown again
