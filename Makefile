@@ -23,8 +23,8 @@ deps-apt:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
-	@# kamailio and mosquitto are packaged as system services; the project starts its own instances.
-	@-$(SUDO) systemctl disable --now kamailio mosquitto >/dev/null 2>&1 || true
+	@# kamailio and mosquitto also come as system services; the project starts its own instances on
+	@# free loopback ports and leaves the system's alone.
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
