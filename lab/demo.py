@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lab.servers.audio import write_sine_wav
 from lab.servers.baresip import Baresip
+from lab.servers.files import write_private
 from lab.servers.kamailio import Kamailio
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.ports import free_port
@@ -92,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     write_sine_wav(run_dir / "mic.wav", freq=1000.0, seconds=60.0, rate=16000)
     config_path = run_dir / "deskphone.toml"
-    config_path.write_text(
-        phone_config(run_dir, registrar, broker.port if broker and not args.no_mqtt else None, free_port())
+    write_private(
+        config_path,
+        phone_config(run_dir, registrar, broker.port if broker and not args.no_mqtt else None, free_port()),
     )
     (run_dir / "lab.json").write_text(
         json.dumps({"far_end_ctrl_port": far_end.ctrl_port, "mqtt_port": broker.port if broker else None})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.servers.files import write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Baresip:
             )
             + self.extra_config
         )
-        (self.workdir / "accounts").write_text(self._account_line() + "\n")
+        write_private(self.workdir / "accounts", self._account_line() + "\n")
         (self.workdir / "contacts").write_text("")
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(

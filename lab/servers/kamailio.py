@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.servers.files import write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class Kamailio:
             lines.append(f"{i}:{user}:{self.domain}:{password}")
         path = self.db_dir / "subscriber"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
+        write_private(tmp, "\n".join(lines) + "\n")
         # db_text reloads a table when its mtime changes, at one-second resolution: always move it on.
         stamp = max(time.time(), self._table_mtime + 1.0)
         os.utime(tmp, (stamp, stamp))

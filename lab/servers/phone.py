@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
+from lab.servers.files import write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 PHONE_USER = "1001"
@@ -97,7 +98,7 @@ class PhoneProcess:
 
     def start(self, timeout: float = 15.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_text)
+        write_private(self.config_path, self.config_text)
         self.socket_path.unlink(missing_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
