@@ -34,6 +34,7 @@ OURS_USER = "1001"
 BS_USER = "1003"
 BS_BASETOPIC = "bsphone"
 MARK_PERIOD_S = 2.0
+MIC_MARK_OFFSET_S = 0.5
 MARK_LEN_S = 0.04
 
 
@@ -193,7 +194,7 @@ class Lab:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.kam = Kamailio(self.dir / "kamailio")
         self.broker = Mosquitto(self.dir / "mosquitto")
-        self.mic_wav = write_marked_wav(self.dir / "mic-marks.wav", mic_seconds, 1000.0, 0.5)
+        self.mic_wav = write_marked_wav(self.dir / "mic-marks.wav", mic_seconds, 1000.0, MIC_MARK_OFFSET_S)
         self.far_wav = write_marked_wav(self.dir / "far-marks.wav", mic_seconds, 600.0, 1.0)
         self.far: TimedBaresip | None = None
         self.ours: PhoneProcess | None = None

@@ -15,6 +15,7 @@ from bench.lab import (
     BS_USER,
     FAR_USER,
     MARK_PERIOD_S,
+    MIC_MARK_OFFSET_S,
     OURS_USER,
     RATE,
     Lab,
@@ -415,10 +416,15 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
     t0_in = _fit_t0([p for p in polls_in if p[2] > c0_in + 1], frame_s)
     t0_out = _fit_t0([p for p in polls_out if p[2] > c0_out + 1], frame_s)
     frame = RATE * 20 // 1000
-    mic_marks = [
-        t0_in + (c0_in + int((0.5 + k * MARK_PERIOD_S) * RATE) // frame) * frame_s
-        for k in range(int(seconds / MARK_PERIOD_S) + 5)
-    ]
+    # The capture PCM has read the mic file since the daemon started: mark k starts at sample
+    # (MIC_MARK_OFFSET_S + k * MARK_PERIOD_S) * RATE, in frame f, which the audio thread has read when
+    # its cumulative counter reaches f + 1.
+    c1_in = after["audio"]["frames_in"]
+    mic_marks = []
+    for k in range(int(c1_in * frame_s / MARK_PERIOD_S) + 2):
+        f = int((MIC_MARK_OFFSET_S + k * MARK_PERIOD_S) * RATE) // frame
+        if c0_in <= f < c1_in:
+            mic_marks.append(t0_in + (f + 1) * frame_s)
     tx_delays = []
     for t_rtp in watch.tx:
         earlier = [t for t in mic_marks if 0 < t_rtp - t < 1.0]
