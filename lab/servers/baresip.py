@@ -86,6 +86,9 @@ class Baresip:
     _responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     _token: int = 0
 
+    def __post_init__(self) -> None:
+        self._given_ports = (self.sip_port, self.ctrl_port)
+
     @property
     def record_dir(self) -> Path:
         return self.workdir / "rec"
@@ -102,8 +105,10 @@ class Baresip:
     def start(self, timeout: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.record_dir.mkdir(exist_ok=True)
-        self.sip_port = self.sip_port or free_port()
-        self.ctrl_port = self.ctrl_port or free_port()
+        # Ports given by the caller are kept; others are picked afresh at every start, so a restart
+        # never races another process for the port the last run had.
+        self.sip_port = self._given_ports[0] or free_port()
+        self.ctrl_port = self._given_ports[1] or free_port()
         if self.source_wav is None:
             raise ValueError("baresip needs a source WAV (aufile)")
         (self.workdir / "config").write_text(
