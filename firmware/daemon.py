@@ -182,6 +182,7 @@ class Daemon:
         state = self._state
         hw = self.hardware
         call = state.call if state else None
+        sip = self.sip.status() if self.sip else {}  # a copy; its "audio" is the bridge's counters
         return {
             "device_id": self.config.device.id,
             "phone_state": state.mode if state else "starting",
@@ -197,8 +198,8 @@ class Daemon:
             if call is None
             else {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number},
             "audio": hw.audio.counters(),
-            "bridge": self.sip.audio.counters() if self.sip else {},
-            "sip": _without(self.sip.status(), "audio") if self.sip else {},
+            "bridge": sip.pop("audio", {}),
+            "sip": sip,
             "mqtt": self.bridge.counters() if self.bridge else None,
             "events": self.recent.events(),
             "replies": self.recent.replies(),
@@ -283,10 +284,6 @@ class Daemon:
             )
 
         return CrmBridge(settings, self.config.device.id, self._on_command, status)
-
-
-def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if k != key}
 
 
 def run_daemon(config_path: Path) -> int:

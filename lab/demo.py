@@ -22,49 +22,12 @@ from lab.servers.baresip import Baresip
 from lab.servers.files import write_private
 from lab.servers.kamailio import Kamailio
 from lab.servers.mosquitto import Mosquitto
+from lab.servers.phone import phone_config_text
 from lab.servers.ports import free_port
 
 PHONE_USER, PHONE_PASSWORD = "1001", "demo-phone-secret"
 FAR_USER, FAR_PASSWORD = "1002", "demo-far-secret"
 DEVICE_ID = "desk-1001"
-
-
-def phone_config(run_dir: Path, registrar: str, mqtt_port: int | None, sip_port: int) -> str:
-    mqtt = (
-        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
-        if mqtt_port
-        else "[mqtt]\nenabled = false\n"
-    )
-    return f"""# Written by `make run` (lab/demo.py): the phone on the simulated board.
-[device]
-id = "{DEVICE_ID}"
-
-[board]
-name = "sim"
-pin_factory = "mock"
-
-[sim]
-control_socket = "sim.sock"
-mic_file = "mic.wav"
-earpiece_file = "earpiece.raw"
-asoundrc = "asoundrc"
-
-[sip]
-registrar = "{registrar}"
-user = "{PHONE_USER}"
-password = "{PHONE_PASSWORD}"
-local_port = {sip_port}
-bind_address = "127.0.0.1"
-trusted_pbx = ["127.0.0.1"]
-
-[dialplan]
-digit_map = "1xxx|*xx"
-interdigit_timeout_s = 4
-
-{mqtt}
-[storage]
-dir = "state"
-"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,9 +56,21 @@ def main(argv: list[str] | None = None) -> int:
 
     write_sine_wav(run_dir / "mic.wav", freq=1000.0, seconds=60.0, rate=16000)
     config_path = run_dir / "deskphone.toml"
+    mqtt_port = broker.port if broker and not args.no_mqtt else None
+    config = phone_config_text(
+        run_dir,
+        registrar,
+        free_port(),
+        device_id=DEVICE_ID,
+        user=PHONE_USER,
+        password=PHONE_PASSWORD,
+        mqtt_port=mqtt_port,
+        mic_file=run_dir / "mic.wav",
+        dialplan='digit_map = "1xxx|*xx"\ninterdigit_timeout_s = 4',
+        log_level="INFO",
+    )
     write_private(
-        config_path,
-        phone_config(run_dir, registrar, broker.port if broker and not args.no_mqtt else None, free_port()),
+        config_path, "# Written by `make run` (lab/demo.py): the phone on the simulated board.\n" + config
     )
     (run_dir / "lab.json").write_text(
         json.dumps({"far_end_ctrl_port": far_end.ctrl_port, "mqtt_port": broker.port if broker else None})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.servers.files import write_private
+from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -257,10 +257,7 @@ class Baresip:
         return files[-1] if files else None
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
         if self._sock is not None:

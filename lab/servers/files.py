@@ -1,4 +1,4 @@
-"""Files that hold passwords, written the way the product writes them: mode 0600 from the start."""
+"""Files of the lab's servers: secrets written 0600 from the start, logs read back whole."""
 
 from __future__ import annotations
 
@@ -12,3 +12,11 @@ def write_private(path: Path, text: str) -> None:
     os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
     with os.fdopen(fd, "w") as out:
         out.write(text)
+
+
+def read_log(path: Path) -> str:
+    """A server's log so far ("" before the server has written one); bad bytes never raise."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.servers.files import write_private
+from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 logger = logging.getLogger(__name__)
@@ -213,10 +213,7 @@ class Kamailio:
         os.replace(tmp, path)
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self) -> None:
         pid = None

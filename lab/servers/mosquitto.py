@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab.servers.files import read_log
+
 logger = logging.getLogger(__name__)
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -127,7 +129,4 @@ class Mosquitto:
             proc.wait(5)
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
-from lab.servers.files import write_private
+from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
 PHONE_USER = "1001"
@@ -31,6 +31,8 @@ def phone_config_text(
     password: str = PHONE_PASSWORD,
     mqtt_port: int | None = None,
     mic_file: Path | None = None,
+    dialplan: str = "interdigit_timeout_s = 2",
+    log_level: str = "DEBUG",
     extra: str = "",
 ) -> str:
     mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
@@ -57,7 +59,7 @@ retry_interval_s = 2
 trusted_pbx = ["{LOOPBACK}"]
 
 [dialplan]
-interdigit_timeout_s = 2
+{dialplan}
 
 [mqtt]
 {mqtt}
@@ -65,7 +67,7 @@ interdigit_timeout_s = 2
 dir = "{workdir}/state"
 
 [log]
-level = "DEBUG"
+level = "{log_level}"
 {extra}
 """
 
@@ -155,10 +157,7 @@ class PhoneProcess:
         return events_of(state, event_type)[nth - 1]
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

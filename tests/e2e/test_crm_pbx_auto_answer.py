@@ -32,12 +32,7 @@ def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
         view.close()
 
 
-@pytest.fixture
-def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
-    yield from sipp_factory(tmp_path)
-
-
-@pytest.mark.parametrize(
+AUTO_ANSWER_HEADERS = pytest.mark.parametrize(
     "header",
     [
         f"Call-Info: <sip:{LOOPBACK}>;answer-after=0",
@@ -46,6 +41,15 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
     ],
     ids=["call-info", "alert-info", "answer-mode"],
 )
+"""The three ways a PBX asks a phone to answer by itself, each as a real sipp INVITE carries it."""
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
+    yield from sipp_factory(tmp_path)
+
+
+@AUTO_ANSWER_HEADERS
 def test_trusted_pbx_click_to_call_alerts_and_reports_origin_pbx(phone_factory, mosquitto, crm, sipp, header):  # type: ignore[no-untyped-def]
     phone = start_phone(phone_factory, mosquitto)
     peer = sipp(local_ip=LOOPBACK, target=f"{LOOPBACK}:{phone.sip_port}", service="1001", headers=header)
@@ -69,15 +73,7 @@ def test_trusted_pbx_click_to_call_alerts_and_reports_origin_pbx(phone_factory, 
     phone.wait_mode("idle")
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        f"Call-Info: <sip:{LOOPBACK}>;answer-after=0",
-        "Alert-Info: <sip:x>;info=alert-autoanswer",
-        "Answer-Mode: Auto",
-    ],
-    ids=["call-info", "alert-info", "answer-mode"],
-)
+@AUTO_ANSWER_HEADERS
 def test_untrusted_source_rings_as_an_ordinary_call(phone_factory, mosquitto, crm, sipp, header):  # type: ignore[no-untyped-def]
     phone = start_phone(phone_factory, mosquitto)
     peer = sipp(local_ip=UNTRUSTED, target=f"{LOOPBACK}:{phone.sip_port}", service="1001", headers=header)
