@@ -1,7 +1,8 @@
 """The CRM bridge: one paho client (MQTT 5) wired to the outbox, the publishers and the subscriber.
 
 Threads: paho's network thread (``loop_start``) runs the callbacks and the command subscriber; the
-``mqtt-outbox`` thread moves events from the outbox to paho. ``publish_event``, ``send_reply`` and
+``mqtt-outbox`` thread moves events from the outbox to paho; the outbox's ``outbox-sync`` thread
+fsyncs its commits in groups. ``publish_event``, ``send_reply`` and
 ``update_status`` may be called from any thread and never wait for the network.
 """
 
@@ -73,6 +74,7 @@ class CrmBridge:
         self.outbox = Outbox(settings.outbox_path, device_id, settings.outbox_max_events)
         self._client = self._make_client()
         self._events = EventPump(self._client, self.outbox, f"{self.base_topic}/events")
+        self.outbox.on_durable = self._events.wake
         self._replies = ReplyRouter(self._client, self.base_topic)
         self._status = StatusPublisher(
             self._client, f"{self.base_topic}/status", settings.firmware_version, clock()

@@ -1,10 +1,11 @@
 """Phone → CRM: events from the outbox, replies, and the retained status.
 
 ``EventPump`` is the only writer of ``events``. Its thread hands waiting outbox events to paho in
-``seq`` order, keeping at most ``window`` of them unacknowledged in paho's memory (the rest wait on
-disk), and deletes an event from the outbox only when its PUBACK arrives. paho itself resends what is
-unacknowledged when the connection comes back (clean start off), so order survives an outage; a new
-process starts again from what the outbox still holds.
+``seq`` order as soon as they are committed (not waiting for their fsync: an event is safe once the
+disk or the broker has it; see ``outbox``), keeping at most ``window`` of them unacknowledged in
+paho's memory (the rest wait on disk), and deletes an event from the outbox only when its PUBACK
+arrives. paho itself resends what is unacknowledged when the connection comes back (clean start off),
+so order survives an outage; a new process starts again from what the outbox still holds.
 
 The pump never holds a lock of its own while paho calls back, and paho's callbacks never wait for the
 pump: ``on_publish`` only records the acknowledgement and wakes the pump thread.
@@ -117,7 +118,8 @@ class EventPump:
         room = self._window - self.in_flight
         if room <= 0:
             return
-        for item in self._outbox.pending(after_seq=self._last_handed_seq, limit=room):
+        up_to = self._outbox.publishable_seq  # not waiting for the fsync, only for the seq reservation
+        for item in self._outbox.pending(after_seq=self._last_handed_seq, limit=room, up_to=up_to):
             info = self._client.publish(self._topic, item.payload, qos=1, retain=False)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 logger.warning("paho did not take event seq %d (%s); will retry", item.seq, info.rc)

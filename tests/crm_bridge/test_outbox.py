@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from crm_bridge.outbox import Outbox
+from crm_bridge.outbox import SEQ_BLOCK, Outbox
 from firmware.events import Event
 
 
@@ -107,3 +110,85 @@ def test_concurrent_appends_and_acks(tmp_path: Path) -> None:
         t.join()
     assert sorted(seqs) == list(range(1, 201))
     assert box.last_seq == 200
+
+
+def _power_cut_image(src: Path, dst: Path) -> Path:
+    """What a power cut can leave at the worst: the files as they were at the last fsync."""
+    dst.mkdir()
+    for name in ("o.db", "o.db-wal"):
+        if (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+    return dst / "o.db"
+
+
+def test_a_power_cut_after_publish_before_fsync_never_reuses_a_seq(tmp_path: Path) -> None:
+    """Events published and PUBACKed before their fsync, then the power goes: a new event after the
+    restart gets a seq beyond every seq that may have reached the broker, never one of theirs."""
+    (tmp_path / "live").mkdir()
+    stall, end_of_test = threading.Event(), threading.Event()
+
+    def stalled_fsync(fd: int) -> None:
+        if stall.is_set():
+            end_of_test.wait(60)  # the disk does not get these commits before the power cut
+        os.fsync(fd)
+
+    box = Outbox(tmp_path / "live" / "o.db", "dev1", fsync=stalled_fsync)
+    image = _power_cut_image(tmp_path / "live", tmp_path / "after-cut")  # state at the last fsync
+    stall.set()
+    handed = box.pending(up_to=box.publishable_seq)
+    assert handed == []
+    published = [box.append(Event(type="hook.offhook")) for _ in range(3)]
+    assert [p.seq for p in box.pending(up_to=box.publishable_seq)] == published  # no fsync needed
+    for seq in published:
+        box.ack(seq)  # PUBACK before the fsync
+    assert box.durable_seq == 0
+
+    try:
+        again = Outbox(image, "dev1", boot_id="the boot after the power cut")
+        assert again.pending() == []
+        assert again.append(Event(type="hook.onhook")) > max(published)
+    finally:
+        end_of_test.set()
+
+
+def test_events_arriving_together_share_an_fsync(tmp_path: Path) -> None:
+    first_sync_entered, disk_free = threading.Event(), threading.Event()
+    calls = 0
+
+    def slow_fsync(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # after the two of opening: the fsync of the first event is slow
+            first_sync_entered.set()
+            disk_free.wait(30)
+        os.fsync(fd)
+
+    box = Outbox(tmp_path / "o.db", "dev1", fsync=slow_fsync)
+    box.append(Event(type="hook.offhook"))
+    assert first_sync_entered.wait(30)
+    last = [box.append(Event(type="hook.offhook")) for _ in range(20)][-1]
+    assert box.durable_seq == 0
+    disk_free.set()
+    assert box.wait_durable(last, 30)
+    assert box.syncs == 2
+
+
+def test_a_publishable_seq_is_reserved_on_disk(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", "dev1")
+    seqs = [box.append(Event(type="hook.offhook")) for _ in range(SEQ_BLOCK)]
+    assert box.wait_durable(seqs[-1], 30)
+    assert box.publishable_seq > seqs[-1]
+    assert [p.seq for p in box.pending(up_to=box.publishable_seq)] == seqs
+    box.close()
+    after_reboot = Outbox(tmp_path / "o.db", "dev1", boot_id="next boot")
+    assert after_reboot.append(Event(type="hook.onhook")) == SEQ_BLOCK + 1  # closed cleanly: no gap
+
+
+def test_a_store_from_before_group_commit_opens(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "o.db")
+    db.executescript(
+        "CREATE TABLE device (device_id TEXT PRIMARY KEY, last_seq INTEGER, dropped INTEGER);"
+        "INSERT INTO device VALUES ('dev1', 7, 0);"
+    )
+    db.close()
+    assert Outbox(tmp_path / "o.db", "dev1").append(Event(type="hook.offhook")) == 8
