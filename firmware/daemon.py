@@ -110,7 +110,11 @@ class Daemon:
             raise StartupError(str(exc)) from exc
         self._parts.callback(self.sip.stop)
 
-        self.hardware.audio.start(self.sip.audio.read_earpiece_frame, self.sip.audio.write_mic_frame)
+        self.hardware.audio.start(
+            self.sip.audio.read_earpiece_frame,
+            self.sip.audio.write_mic_frame,
+            self.sip.audio,
+        )
         self._parts.callback(self.hardware.audio.stop)
         if config.audio.volume_percent is not None:
             self.hardware.audio.set_volume(config.audio.volume_percent)

@@ -6,6 +6,13 @@ writes it to the playback PCM. On real sound cards the blocking capture read is 
 ``file`` plugin over ``null`` (the sim board) does not pace at all, so a board with
 ``audio_self_clocked`` makes the thread pace itself on ``time.monotonic()``.
 
+Given the other side's :class:`MediaClock`, the thread rests while that side moves no frames (no
+call, no tone) instead of moving silence. A real sound card's PCMs are closed while resting and opened
+again when frames flow, so the capture side does not overrun meanwhile. A self-clocked board then
+needs no timekeeping of its own at all: it moves one frame per frame of the other side's clock
+(lock-step), keeps its PCMs open (the mic file goes on where it stopped), and sleeps while that clock
+is stopped.
+
 Nothing here lets an ALSA problem end the thread: an overrun (``read()`` giving a negative length, or
 raising "Broken pipe") is counted and replaced by a frame of silence; an underrun is counted and the
 next write recovers; any other ALSA error is counted, the frame is silence, and after a run of errors
@@ -31,6 +38,7 @@ logger = logging.getLogger(__name__)
 BYTES_PER_SAMPLE = 2
 REOPEN_AFTER_ERRORS = 10
 MAX_LAG_FRAMES = 25
+REST_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,18 @@ class Pcm(Protocol):
     def write(self, data: bytes) -> int: ...
 
     def close(self) -> None: ...
+
+
+class MediaClock(Protocol):
+    """The timing of the other side of the audio path (the SIP stack's audio bridge has it)."""
+
+    def wait_for_media(self, timeout: float) -> bool:
+        """True at once while the other side moves frames, else wait up to ``timeout`` for it."""
+        ...
+
+    def wait_for_frame(self, timeout: float) -> bool:
+        """Wait for the other side's next frame (True) or ``timeout`` (False)."""
+        ...
 
 
 PcmOpener = Callable[[bool, str, AudioSettings], Pcm]
@@ -116,15 +136,22 @@ class AlsaAudioPath:
         return self._settings
 
     def start(
-        self, read_earpiece_frame: Callable[[], bytes], write_mic_frame: Callable[[bytes], None]
+        self,
+        read_earpiece_frame: Callable[[], bytes],
+        write_mic_frame: Callable[[bytes], None],
+        media: MediaClock | None = None,
     ) -> None:
         """Start moving frames: ``write_mic_frame(frame)`` for each captured frame, and
-        ``read_earpiece_frame()`` for each frame to play. Both are called from the ``audio`` thread."""
+        ``read_earpiece_frame()`` for each frame to play; with ``media``, rest while it moves no
+        frames (and on a self-clocked board, keep its time). All are called from the ``audio`` thread."""
         if self._thread is not None:
             raise RuntimeError("audio path already started")
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._run, args=(read_earpiece_frame, write_mic_frame), name="audio", daemon=True
+            target=self._run,
+            args=(read_earpiece_frame, write_mic_frame, media),
+            name="audio",
+            daemon=True,
         )
         self._thread.start()
 
@@ -173,10 +200,20 @@ class AlsaAudioPath:
         with self._lock:
             self._counts[name] += 1
 
+    def _rest(self, media: MediaClock) -> None:
+        """Sleep until the other side moves frames again (or the path stops)."""
+        self._close_pcms()
+        while not self._stop.is_set() and not media.wait_for_media(REST_CHECK_S):
+            pass
+
     def _run(
-        self, read_earpiece_frame: Callable[[], bytes], write_mic_frame: Callable[[bytes], None]
+        self,
+        read_earpiece_frame: Callable[[], bytes],
+        write_mic_frame: Callable[[bytes], None],
+        media: MediaClock | None,
     ) -> None:
         settings = self._settings
+        lock_step = media is not None and self._board.audio_self_clocked
         frame_s = settings.frame_ms / 1000
         logger.info(
             "audio started: capture %r, playback %r, %d Hz, %d ms frames%s",
@@ -184,14 +221,25 @@ class AlsaAudioPath:
             self._playback_device,
             settings.sample_rate,
             settings.frame_ms,
-            ", self-clocked" if self._board.audio_self_clocked else "",
+            (", lock-step with the media clock" if lock_step else ", self-clocked")
+            if self._board.audio_self_clocked
+            else "",
         )
         if settings.volume_percent is not None:
             self.set_volume(settings.volume_percent)
         consecutive_errors = 0
         next_due = time.monotonic()
         try:
+            self._open()  # at once, resting or not: the sim board's earpiece file exists from the start
             while not self._stop.is_set():
+                if lock_step:
+                    assert media is not None
+                    if not media.wait_for_frame(REST_CHECK_S):
+                        continue
+                elif media is not None and not media.wait_for_media(0):
+                    self._rest(media)
+                    next_due = time.monotonic()
+                    continue
                 if self._capture is None or self._playback is None:
                     if not self._open():
                         self._stop.wait(0.5)
@@ -206,7 +254,7 @@ class AlsaAudioPath:
                     self._close_pcms()
                     self._count("reopens")
                     consecutive_errors = 0
-                if self._board.audio_self_clocked or not (ok_in and ok_out):
+                if (self._board.audio_self_clocked and not lock_step) or not (ok_in and ok_out):
                     next_due += frame_s
                     delay = next_due - time.monotonic()
                     if delay > 0:

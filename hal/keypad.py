@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from gpiozero import DigitalOutputDevice, InputDevice
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from board import BoardDescription
@@ -15,17 +15,18 @@ from hal.debounce import KeyDebouncer
 logger = logging.getLogger(__name__)
 
 
-IDLE_POLL_FACTOR = 4
-"""While no key is down, the matrix is only polled (all rows driven at once) this many times slower."""
+IDLE_CHECK_S = 1.0
+"""While idle the thread waits for a column edge; it also looks at the columns this often, in case an
+edge was lost."""
 
 
 class MatrixKeypad:
     """Scans the board's keypad matrix in a ``keypad-scan`` thread and reports each press once.
 
-    While the keypad is idle the thread only polls: it drives every row low at once and reads the
-    columns, every ``IDLE_POLL_FACTOR`` scan intervals. A column that reads low starts full scans at the
-    board's rate, until the debouncer has settled with every key up again. That keeps an idle phone's
-    CPU use low without slowing the first key down by more than one poll interval.
+    While the keypad is idle every row is driven low at once and the thread sleeps until a column's
+    falling edge (a key closing onto a driven row; gpiozero edge detection). Then it releases the rows
+    and scans at the board's rate until the debouncer has settled with every key up again, and goes
+    back to sleep. An idle phone's keypad costs no CPU, and the first key is not delayed.
 
     Every ``board.key_scan_interval_s`` the thread drives each row low in turn (the others high), waits
     ``board.key_settle_s``, and reads the columns: a column that reads low has a key closing it onto the
@@ -40,16 +41,19 @@ class MatrixKeypad:
         self._keymap = board.keymap
         self._debouncer = KeyDebouncer(board.key_debounce_scans, order=board.keys)
         self._stop = threading.Event()
+        self._edge = threading.Event()
         self._thread: threading.Thread | None = None
         self._rows: list[DigitalOutputDevice] = []
-        self._cols: list[InputDevice] = []
+        self._cols: list[DigitalInputDevice] = []
         try:
             for pin in board.keypad_rows:
                 self._rows.append(
                     DigitalOutputDevice(pin, active_high=False, initial_value=False, pin_factory=pin_factory)
                 )
             for pin in board.keypad_cols:
-                self._cols.append(InputDevice(pin, pull_up=True, pin_factory=pin_factory))
+                col = DigitalInputDevice(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+                col.when_activated = self._edge.set
+                self._cols.append(col)
         except Exception:
             self._close_devices()
             raise
@@ -77,30 +81,34 @@ class MatrixKeypad:
                 row.off()
         return self._debouncer.update(closed)
 
-    def any_closed(self) -> bool:
-        """Drive every row at once and say whether any column reads a closed key."""
+    def wait_for_key(self, timeout: float) -> bool:
+        """Drive every row at once, then wait until a column reads a closed key (True) or ``timeout``."""
         for row in self._rows:
             row.on()
-        try:
-            if self._board.key_settle_s:
-                self._stop.wait(self._board.key_settle_s)
-            return any(col.value for col in self._cols)
-        finally:
+        self._edge.clear()
+        if self._board.key_settle_s:
+            self._stop.wait(self._board.key_settle_s)
+        if not any(col.value for col in self._cols):
+            self._edge.wait(timeout)
+        closed = not self._stop.is_set() and any(col.value for col in self._cols)
+        if closed:
             for row in self._rows:
                 row.off()
+        return closed
 
     def _run(self) -> None:
         logger.info("keypad scan started (%d scans to debounce)", self._board.key_debounce_scans)
         failures = 0
         scanning = False
         settled_scans = 0
-        while not self._stop.wait(self._board.key_scan_interval_s * (1 if scanning else IDLE_POLL_FACTOR)):
+        while not self._stop.is_set():
             try:
                 if not scanning:
-                    scanning = self.any_closed()
+                    scanning = self.wait_for_key(IDLE_CHECK_S)
                     settled_scans = 0
-                    if not scanning:
-                        continue
+                    continue
+                if self._stop.wait(self._board.key_scan_interval_s):
+                    break
                 keys = self.scan_once()
                 settled_scans = settled_scans + 1 if self._debouncer.settled else 0
                 scanning = settled_scans <= self._board.key_debounce_scans
@@ -108,6 +116,7 @@ class MatrixKeypad:
                 failures += 1
                 if failures == 1 or failures % 1000 == 0:
                     logger.exception("keypad scan failed (%d times)", failures)
+                self._stop.wait(self._board.key_scan_interval_s)
                 continue
             for key in keys:
                 self._report(key)
@@ -126,6 +135,7 @@ class MatrixKeypad:
     def close(self) -> None:
         """Stop scanning and release the pins."""
         self._stop.set()
+        self._edge.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
         self._close_devices()

@@ -5,9 +5,11 @@ between a keypad row and column), and reads back what the LEDs and the ringer sh
 
 Key contacts live in :class:`PanelPin`, a MockPin whose level, when read, is pulled low by any closed
 contact onto an output pin that is driven low. So the column reads low exactly while the scan drives
-that row low, with no thread of ours in between. Each read of a closed contact is counted, which lets
-``press`` hold a key until the keypad has scanned it enough times to pass its debouncer, and release
-it the same way: a quick "1002#" gives exactly those keys, whatever the thread scheduling.
+that row low, with no thread of ours in between; and when that level changes (a contact closes or opens,
+a row is driven or released), the column's edge callbacks fire as a real pin's would. Each read of a
+closed contact is counted, which lets ``press`` hold a key until the keypad has scanned it enough times
+to pass its debouncer, and release it the same way: a quick "1002#" gives exactly those keys, whatever
+the thread scheduling.
 
 The column pins must be PanelPins: create the panel before the hardware, or make the factory with
 :func:`make_mock_factory`, whose every pin is one.
@@ -21,6 +23,7 @@ import time
 from collections import deque
 
 from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.pi import PiPin
 
 from board import BoardDescription
 from hal.exc import PanelError, PanelTimeoutError, UnknownKeyError
@@ -39,10 +42,30 @@ class PanelPin(MockPin):
     def __init__(self, factory: MockFactory, info: object) -> None:
         super().__init__(factory, info)
         self._contacts: list[Contact] = []
+        self._columns: list[PanelPin] = []  # on a row: the columns it has contacts to
+        self._level: bool | None = None  # on a column: its level as last seen by edge detection
         self.change_times: deque[float] = deque(maxlen=8)
 
     def add_contact(self, contact: Contact) -> None:
         self._contacts.append(contact)
+        if isinstance(contact.row, PanelPin) and self not in contact.row._columns:
+            contact.row._columns.append(self)
+        self._level = self._contact_level()
+
+    def _contact_level(self) -> bool:
+        """The level with the contacts, without counting it as a read of the keypad."""
+        pulled_low = any(c.row.function == "output" and not c.row.state and c.closed for c in self._contacts)
+        return super()._get_state() and not pulled_low
+
+    def contacts_changed(self) -> None:
+        """A contact or a row changed: fire the edge callbacks if the level seen has changed."""
+        level = self._contact_level()
+        if level == self._level:
+            return
+        self._level = level
+        wanted = ("both", "rising") if level else ("both", "falling")
+        if self._edges in wanted and self._when_changed is not None:
+            PiPin._call_when_changed(self, time.monotonic(), level)
 
     def _get_state(self) -> bool:
         state = super()._get_state()
@@ -58,6 +81,8 @@ class PanelPin(MockPin):
             self.change_times.append(time.monotonic())
             if len(self.states) > STATE_HISTORY:
                 del self.states[: len(self.states) - STATE_HISTORY]
+            for column in self._columns:
+                column.contacts_changed()
         return changed
 
 
@@ -68,6 +93,7 @@ class Contact:
     def __init__(self, key: str, row: MockPin) -> None:
         self.key = key
         self.row = row
+        self.column: PanelPin | None = None
         self._closed = False
         self._reads = 0
         self._cond = threading.Condition()
@@ -79,10 +105,16 @@ class Contact:
             self._cond.notify_all()
             return self._closed
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def set(self, closed: bool) -> None:
         with self._cond:
             self._closed = closed
             self._reads = 0
+        if self.column is not None:
+            self.column.contacts_changed()
 
     def wait_reads(self, count: int, timeout: float) -> bool:
         with self._cond:
@@ -118,6 +150,7 @@ class SimulatedPanel:
                 )
             for r, row in enumerate(rows):
                 contact = Contact(board.keymap[r][c], row)
+                contact.column = col
                 col.add_contact(contact)
                 self._contacts[contact.key] = contact
 

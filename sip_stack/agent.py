@@ -2,7 +2,8 @@
 
 Threads:
 - ``sip`` (ours): creates, runs and destroys the Endpoint; pumps ``libHandleEvents`` (pjsua2 runs
-  with ``threadCnt=0``, so SIP timers and transports are polled here); runs the jobs that the
+  with ``threadCnt=0``, so SIP timers and transports are polled here), sleeping in it until SIP I/O,
+  pjsip's next timer, one of ours, or a posted job (``wakeup.PumpWakeup``); runs the jobs that the
   public methods post; calls ``on_event`` (which must be cheap: the firmware posts to a queue).
 - pjmedia clock (pjsua2, null sound device): calls the ``BridgePort`` every ``frame_ms``; moves
   frames only.
@@ -32,10 +33,14 @@ from sip_stack.calls import SipAccount, SipCall
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.settings import SipSettings
 from sip_stack.tones import TONE_KINDS, tone_for
+from sip_stack.wakeup import PumpWakeup
 
 logger = logging.getLogger(__name__)
 
 _PUMP_MS = 10
+# The longest the sip thread sleeps in libHandleEvents with nothing due: pjsip's own timers and I/O and
+# our posted jobs end the wait sooner; this bounds anything else (a timer another thread scheduled).
+_IDLE_WAIT_S = 0.2
 # pjsua retries a failed registration by itself only after temporary failures (408, 5xx, 6xx). A
 # desk phone also retries after the others (401/403 when the PBX account is not set up yet, 404...),
 # so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
@@ -75,6 +80,7 @@ class UserAgent:
         self._tone_gen: pj.ToneGenerator | None = None
         self._tone_connected = False
         self._log_writer: PjLogWriter | None = None
+        self._wakeup: PumpWakeup | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -96,6 +102,7 @@ class UserAgent:
         if self._thread is None:
             return
         self._jobs.put(None)
+        self._wake()
         self._thread.join(timeout)
         if self._thread.is_alive():
             logger.error("sip thread did not stop within %.1fs", timeout)
@@ -133,6 +140,12 @@ class UserAgent:
             logger.warning("SIP stack not running; request dropped")
             return
         self._jobs.put(job)
+        self._wake()
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.wake()
 
     # ---- the sip thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -156,12 +169,18 @@ class UserAgent:
         assert self._ep is not None
         next_rtp_check = time.monotonic() + _RTP_CHECK_S
         while True:
-            if self._reg_retry_at is not None and time.monotonic() >= self._reg_retry_at:
+            now = time.monotonic()
+            if self._reg_retry_at is not None and now >= self._reg_retry_at:
                 self._reg_retry_at = None
                 self._retry_registration()
-            if self.settings.rtp_timeout_s > 0 and time.monotonic() >= next_rtp_check:
-                next_rtp_check = time.monotonic() + _RTP_CHECK_S
+            if self.settings.rtp_timeout_s > 0 and now >= next_rtp_check:
+                next_rtp_check = now + _RTP_CHECK_S
                 self._check_rtp_timeouts()
+            wait_s = _IDLE_WAIT_S
+            if self.settings.rtp_timeout_s > 0 and self._calls:
+                wait_s = min(wait_s, next_rtp_check - now)
+            if self._reg_retry_at is not None:
+                wait_s = min(wait_s, self._reg_retry_at - now)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -173,7 +192,7 @@ class UserAgent:
                     job()
                 except Exception as exc:
                     logger.exception("SIP job failed: %s", _error_text(exc))
-            self._ep.libHandleEvents(_PUMP_MS)
+            self._ep.libHandleEvents(max(0, int(wait_s * 1000)))
 
     def _registration_failed(self, code: int) -> None:
         """On the sip thread: schedule our own retry where pjsua does not retry by itself."""
@@ -214,10 +233,10 @@ class UserAgent:
         cfg.medConfig.threadCnt = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
-        # A desk phone on an office LAN: start the adaptive jitter buffer small (pjmedia's defaults aim
-        # at the open internet) and let it grow only when the network jitters.
-        cfg.medConfig.jbInit = 40
-        cfg.medConfig.jbMinPre = 20
+        # A desk phone on an office LAN: start the adaptive jitter buffer at one frame (pjmedia's
+        # defaults aim at the open internet) and let it grow only when the network jitters.
+        cfg.medConfig.jbInit = s.frame_ms
+        cfg.medConfig.jbMinPre = s.frame_ms
         cfg.medConfig.jbMaxPre = 200
         ep.libInit(cfg)
 
@@ -229,7 +248,8 @@ class UserAgent:
         if s.transport == "tls":
             tcfg.tlsConfig.CaListFile = s.tls_ca_file
             tcfg.tlsConfig.verifyServer = s.tls_verify_server
-        ep.transportCreate(_TRANSPORTS[s.transport], tcfg)
+        transport_id = ep.transportCreate(_TRANSPORTS[s.transport], tcfg)
+        self._wakeup = PumpWakeup.for_transport(ep, transport_id, s.transport, s.bind_address)
         ep.libStart()
         ep.audDevManager().setNullDev()
         self._set_codecs()
@@ -353,6 +373,9 @@ class UserAgent:
                     logger.warning("SIP job during shutdown failed: %s", _error_text(exc))
 
     def _destroy_endpoint(self) -> None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            wakeup.close()
         self._calls.clear()
         self._account = None
         self._tone_gen = None

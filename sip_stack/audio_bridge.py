@@ -9,12 +9,19 @@ two bounded FIFOs. Frames are S16_LE mono, ``frame_ms`` long, at ``clock_rate``.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pjsua2 as pj
 
 from sip_stack.frame_fifo import FrameFifo
 
 logger = logging.getLogger(__name__)
+
+MEDIA_IDLE_AFTER_S = 0.2
+"""The media side counts as stopped once the pjmedia clock has not called for this long."""
+MAX_FRAME_BACKLOG = 5
+"""A lock-step consumer that fell behind catches up by at most this many frames."""
 
 
 class AudioBridge:
@@ -26,6 +33,50 @@ class AudioBridge:
         self.frame_bytes = clock_rate * frame_ms // 1000 * 2
         self.mic = FrameFifo(self.frame_bytes)
         self.earpiece = FrameFifo(self.frame_bytes)
+        self._media_at = float("-inf")
+        self._media = threading.Event()
+        self._frames = threading.Condition()
+        self._frame_ticks = 0
+        self._frames_taken = 0
+        self._lock_step = False
+
+    def media_tick(self, earpiece_frame: bool = False) -> None:
+        """pjmedia clock thread: the media side moved a frame (``earpiece_frame``: pushed one to us)."""
+        self._media_at = time.monotonic()
+        if not self._media.is_set():
+            self._media.set()
+        if earpiece_frame:
+            with self._frames:
+                self._frame_ticks += 1
+                self._frames.notify()
+
+    def wait_for_media(self, timeout: float) -> bool:
+        """HAL audio thread: True at once while the pjmedia clock runs (a call or a tone), else wait up
+        to ``timeout`` for it to start. pjsua stops that clock when nothing is connected to our port."""
+        if time.monotonic() - self._media_at < MEDIA_IDLE_AFTER_S:
+            return True
+        self._media.clear()
+        if time.monotonic() - self._media_at < MEDIA_IDLE_AFTER_S:
+            return True
+        return self._media.wait(timeout)
+
+    def wait_for_frame(self, timeout: float) -> bool:
+        """HAL audio thread on a board without an audio clock of its own: wait for the next frame the
+        pjmedia clock pushes to the earpiece (True), or ``timeout`` (False). Such a consumer pops right
+        after each push, so from its first call the earpiece FIFO keeps no slack frame (target 1): no
+        Python timekeeping and 20 ms less in the earpiece path."""
+        if not self._lock_step:
+            self._lock_step = True
+            self.earpiece.retarget(1)
+        with self._frames:
+            if self._frame_ticks - self._frames_taken > MAX_FRAME_BACKLOG:
+                self._frames_taken = self._frame_ticks - MAX_FRAME_BACKLOG
+            if self._frames_taken == self._frame_ticks and not self._frames.wait(timeout):
+                return False
+            if self._frames_taken == self._frame_ticks:
+                return False
+            self._frames_taken += 1
+            return True
 
     # HAL audio thread side
     def write_mic_frame(self, frame: bytes) -> None:
@@ -71,6 +122,7 @@ class BridgePort(pj.AudioMediaPort):
         self.createPort("deskphone-audio", fmt)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        self._bridge.media_tick()
         data = self._bridge.mic.pop()
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(data)
@@ -81,3 +133,4 @@ class BridgePort(pj.AudioMediaPort):
             self._bridge.earpiece.push(bytes(frame.buf))
         else:
             self._bridge.earpiece.push(self._silence)
+        self._bridge.media_tick(earpiece_frame=True)

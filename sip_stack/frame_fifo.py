@@ -39,6 +39,14 @@ class FrameFifo:
         self.drift_corrections = 0
         self.dropped_frames = 0
 
+    def retarget(self, target: int) -> None:
+        """Aim at another fill level from now on (the consumer's timing changed)."""
+        if not 0 < target < self.capacity:
+            raise ValueError("need 0 < target < capacity")
+        with self._lock:
+            self.target = target
+            self._restart_window()
+
     def push(self, frame: bytes) -> None:
         if len(frame) != self.frame_bytes:
             frame = frame[: self.frame_bytes].ljust(self.frame_bytes, b"\0")

@@ -157,3 +157,67 @@ def test_start_twice_is_refused() -> None:
             path.start(sink.read_earpiece_frame, sink.write_mic_frame)
     finally:
         path.stop()
+
+
+class Media:
+    """The other side of the audio path: frames flow while ``flowing`` is set, one per ``tick``."""
+
+    def __init__(self) -> None:
+        self.flowing = threading.Event()
+        self.ticks = threading.Semaphore(0)
+
+    def wait_for_media(self, timeout: float) -> bool:
+        return self.flowing.wait(timeout)
+
+    def wait_for_frame(self, timeout: float) -> bool:
+        return self.ticks.acquire(timeout=timeout)
+
+
+class CountingOpener(Opener):
+    def __init__(self) -> None:
+        super().__init__([], [])
+        self.closed = threading.Semaphore(0)
+
+    def __call__(self, capture: bool, device: str, settings: AudioSettings) -> ScriptedPcm:
+        pcm = super().__call__(capture, device, settings)
+        pcm.close = self.closed.release  # type: ignore[method-assign]
+        return pcm
+
+
+def test_a_sound_card_rests_while_no_media_flows() -> None:
+    """The PCMs are closed while no media flows and opened again when frames flow."""
+    opener = CountingOpener()
+    path = AlsaAudioPath(get_board("rpi-v1"), AudioSettings(prefill_frames=0), pcm_opener=opener)
+    media = Media()
+    sink = Sink(3)
+    media.flowing.set()
+    path.start(sink.read_earpiece_frame, sink.write_mic_frame, media)
+    try:
+        assert sink.done.wait(10)
+        assert opener.opens == 2
+        media.flowing.clear()
+        assert opener.closed.acquire(timeout=10) and opener.closed.acquire(timeout=10)
+        sink.done.clear()
+        sink._wanted = len(sink.frames) + 3
+        media.flowing.set()
+        assert sink.done.wait(10)
+        assert opener.opens == 4
+    finally:
+        path.stop()
+
+
+def test_the_sim_board_moves_one_frame_per_media_frame() -> None:
+    opener = CountingOpener()
+    path = AlsaAudioPath(get_board("sim"), AudioSettings(prefill_frames=0), pcm_opener=opener)
+    media = Media()
+    sink = Sink(5)
+    path.start(sink.read_earpiece_frame, sink.write_mic_frame, media)
+    try:
+        for _ in range(5):
+            media.ticks.release()
+        assert sink.done.wait(10)
+    finally:
+        path.stop()
+    counters = path.counters()
+    assert counters["frames_in"] == counters["frames_out"] == 5 and len(sink.frames) == 5
+    assert opener.opens == 2

@@ -122,3 +122,16 @@ def test_panel_after_hardware_on_a_plain_mock_factory_is_refused(sim_board: Boar
     finally:
         hardware.close()
         factory.reset()
+
+
+def test_an_idle_keypad_wakes_on_a_column_edge(
+    hardware: Hardware, panel: SimulatedPanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the idle re-check pushed out of reach, only the column's edge can start the scan."""
+    monkeypatch.setattr("hal.keypad.IDLE_CHECK_S", 3600.0)
+    log = KeyLog(3)
+    hardware.keypad.when_key = log
+    hardware.keypad.start()
+    panel.type("5*9")
+    assert log.done.wait(5)
+    assert log.keys == list("5*9")

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from sip_stack import SipSettings
+from sip_stack.audio_bridge import MAX_FRAME_BACKLOG, AudioBridge
 from sip_stack.frame_fifo import FrameFifo
 from sip_stack.sipmsg import header_values, host_of, parse_name_addr, user_part
 from sip_stack.tones import TONE_KINDS, TONE_PLANS, tone_for
@@ -179,3 +180,26 @@ def test_fifo_pads_short_frames_and_is_thread_safe() -> None:
         t.join()
     assert fifo.pushed == 4001
     assert len(fifo) <= fifo.capacity
+
+
+def test_the_audio_bridge_clocks_a_lock_step_consumer_and_rests_it() -> None:
+    bridge = AudioBridge(8000, 20)
+    assert not bridge.wait_for_media(0)
+    assert not bridge.wait_for_frame(0)
+    assert bridge.earpiece.target == 1  # a lock-step consumer pops right after each push
+    for _ in range(3):
+        bridge.earpiece.push(b"\x01" * bridge.frame_bytes)
+        bridge.media_tick(earpiece_frame=True)
+    assert bridge.wait_for_media(0)
+    assert [bridge.wait_for_frame(0) for _ in range(4)] == [True, True, True, False]
+    assert bridge.read_earpiece_frame() == b"\x01" * bridge.frame_bytes
+
+
+def test_a_lock_step_consumer_that_fell_far_behind_catches_up_a_little() -> None:
+    bridge = AudioBridge(8000, 20)
+    for _ in range(50):
+        bridge.media_tick(earpiece_frame=True)
+    taken = 0
+    while bridge.wait_for_frame(0):
+        taken += 1
+    assert taken == MAX_FRAME_BACKLOG
