@@ -264,6 +264,7 @@ class Lab:
             auto_answer=False,
             source_wav=self.mic_wav,
             codecs="G722/16000/1,PCMA,PCMU",
+            paced_audio=True,
         )
         self.bs.extra_config = bs_mqtt_config(self.broker.port)
         self.bs.start()

@@ -81,6 +81,7 @@ class UserAgent:
         self._tone_connected = False
         self._log_writer: PjLogWriter | None = None
         self._wakeup: PumpWakeup | None = None
+        self._media_clock_running = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -251,7 +252,10 @@ class UserAgent:
         transport_id = ep.transportCreate(_TRANSPORTS[s.transport], tcfg)
         self._wakeup = PumpWakeup.for_transport(ep, transport_id, s.transport, s.bind_address)
         ep.libStart()
-        ep.audDevManager().setNullDev()
+        # No media clock while idle: pjsua's null sound device ticks the conference bridge 50 times a
+        # second whether or not anything is connected; it runs only while a call or a tone has audio.
+        ep.audDevManager().setNoDev()
+        self._media_clock_running = False
         self._set_codecs()
 
         self._port = BridgePort(self.audio)
@@ -503,6 +507,7 @@ class UserAgent:
                 desc.volume = 0
                 vector.append(desc)
             gen.play(vector, True)
+        self._update_media_clock()
         with self._status_lock:
             self._status["tone"] = kind
 
@@ -535,6 +540,24 @@ class UserAgent:
     def _drop_call(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
         gc.collect()
+        self._update_media_clock()
+
+    def _update_media_clock(self) -> None:
+        """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
+        if self._ep is None:
+            return
+        wanted = self._tone_connected or any(c.audio_connected and not c.ended for c in self._calls.values())
+        if wanted == self._media_clock_running:
+            return
+        try:
+            if wanted:
+                self._ep.audDevManager().setNullDev()
+            else:
+                self._ep.audDevManager().setNoDev()
+        except Exception as exc:  # pjsua2.Error is not an Exception subclass in every build
+            logger.warning("media clock %s: %s", "start" if wanted else "stop", _error_text(exc))
+            return
+        self._media_clock_running = wanted
 
     def _connect_call_audio(self, call: SipCall) -> None:
         """(Re)connect the bridge port to the call's current audio media, both directions."""
@@ -550,6 +573,7 @@ class UserAgent:
                 # The microphone FIFO filled up while nobody listened: start the call with fresh sound.
                 self.audio.mic.clear()
                 call.audio_connected = True
+                self._update_media_clock()
             port.startTransmit(audio)
             audio.startTransmit(port)
             logger.debug("call %s: audio media %d connected", call.call_id, index)

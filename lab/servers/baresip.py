@@ -77,6 +77,7 @@ class Baresip:
     ctrl_port: int = 0
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
+    paced_audio: bool = False  # aubridge as source and player: paced by baresip's own timer, no ALSA
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -111,18 +112,23 @@ class Baresip:
         self.ctrl_port = self._given_ports[1] or free_port()
         if self.source_wav is None:
             raise ValueError("baresip needs a source WAV (aufile)")
-        (self.workdir / "config").write_text(
-            _CONFIG.format(
-                host=self.host,
-                sip_port=self.sip_port,
-                ctrl_port=self.ctrl_port,
-                source_wav=self.source_wav,
-                srate=self.srate,
-                module_path=MODULE_PATH,
-                record_dir=self.record_dir,
-            )
-            + self.extra_config
+        config = _CONFIG.format(
+            host=self.host,
+            sip_port=self.sip_port,
+            ctrl_port=self.ctrl_port,
+            source_wav=self.source_wav,
+            srate=self.srate,
+            module_path=MODULE_PATH,
+            record_dir=self.record_dir,
         )
+        if self.paced_audio:
+            # alsa,null does not pace (baresip's player then spins a core): the audio bridge moves each
+            # received frame back into the source on a ptime timer, like a sound card's clock.
+            config = config.replace("alsa,null", "aubridge,bench").replace(
+                f"aufile,{self.source_wav}", "aubridge,bench"
+            )
+            config += "module\t\t\taubridge.so\n"
+        (self.workdir / "config").write_text(config + self.extra_config)
         write_private(self.workdir / "accounts", self._account_line() + "\n")
         (self.workdir / "contacts").write_text("")
         with self.log_path.open("wb") as log:
