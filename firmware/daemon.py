@@ -26,6 +26,7 @@ from firmware import commands as cmd
 from firmware.actuators import PhoneActuators
 from firmware.config import Config, load_config_or_report
 from firmware.core import PhoneCore
+from firmware.events import CallRecord
 from firmware.logs import configure as configure_logging
 from firmware.phone import PhoneSettings, PhoneState, initial_state
 from firmware.reporters import LogReporter, RecentEvents
@@ -194,9 +195,8 @@ class Daemon:
             "leds": {"line": hw.line_led.mode, "message": hw.message_led.mode},
             "ringer": hw.ringer.pattern,
             "display": hw.display.text,
-            "call": None
-            if call is None
-            else {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number},
+            "call": _call_view(call),
+            "transfer": _call_view(state.transfer if state else None),
             "audio": hw.audio.counters(),
             "bridge": sip.pop("audio", {}),
             "sip": sip,
@@ -250,6 +250,7 @@ class Daemon:
             tls_ca_file=str(sip.tls_ca_file or ""),
             tls_verify_server=sip.tls_verify_server,
             user_agent=f"deskphone/{__version__}",
+            accept_transfer=sip.accept_transfer,
         )
 
     def _make_bridge(self) -> Any:
@@ -284,6 +285,12 @@ class Daemon:
             )
 
         return CrmBridge(settings, self.config.device.id, self._on_command, status)
+
+
+def _call_view(call: CallRecord | None) -> dict[str, Any] | None:
+    if call is None:
+        return None
+    return {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number}
 
 
 def run_daemon(config_path: Path) -> int:

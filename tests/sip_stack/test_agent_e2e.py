@@ -103,6 +103,7 @@ def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua
     alsa.start()
 
     ua.make_call("c1", "bob")
+    ua.route_audio("c1", microphone=True)
     started = rec.wait_for(OutgoingCallStarted)
     assert started.call_id == "c1" and started.sip_call_id
     rec.wait_for(CallAnswered, lambda e: e.call_id == "c1")
