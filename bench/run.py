@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import measure, sniff
+from bench import measure
+from lab import sniff
 from bench.lab import Lab
 
 RESULTS = Path(__file__).parent / "results"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
+from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs
 from lab.servers.phone import PHONE_PASSWORD, events_of
 
 pytestmark = pytest.mark.e2e
@@ -48,11 +47,6 @@ def tone_in(samples: np.ndarray, freq: float, tolerance: float = 15.0) -> bool:
         key=lambda s: float(np.mean(s.astype(np.float64) ** 2)),
     )
     return abs(dominant_frequency(best, RATE) - freq) < tolerance and rms_dbfs(best) > -40
-
-
-@pytest.fixture
-def mic_wav(tmp_path: Path) -> Path:
-    return write_sine_wav(tmp_path / "mic1k.wav", freq=1000.0, seconds=120.0, rate=RATE, amplitude=0.3)
 
 
 def test_registers_with_the_right_password(phone_factory):  # type: ignore[no-untyped-def]
