@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from bench import measure
-from lab import sniff
 from bench.lab import Lab
+from lab import sniff
 
 RESULTS = Path(__file__).parent / "results"
 
