@@ -62,6 +62,7 @@ class Daemon:
         self.sip: Any = None
         self.bridge: Any = None
         self.panel: Any = None
+        self.control: Any = None  # the sim board's control socket
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -127,9 +128,9 @@ class Daemon:
         if self.panel is not None:
             from firmware.sim_control import SimControlServer
 
-            control = SimControlServer(config.sim.control_socket, self.panel, self.snapshot)
-            control.start()
-            self._parts.callback(control.stop)
+            self.control = SimControlServer(config.sim.control_socket, self.panel, self.snapshot)
+            self.control.start()
+            self._parts.callback(self.control.stop)
 
     def serve(self) -> None:
         """Run the core thread's loop (in the calling thread) until :meth:`request_stop`."""
@@ -168,6 +169,8 @@ class Daemon:
 
     def _on_state(self, state: PhoneState) -> None:
         self._state = state
+        if self.control is not None:
+            self.control.notify_changed()
         status = (state.registered, AVAILABILITY.get(state.mode, state.mode))
         if self.bridge is not None and status != self._published_status:
             self._published_status = status

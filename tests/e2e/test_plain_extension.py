@@ -244,3 +244,39 @@ def test_hash_as_the_first_key_redials_the_last_number(phone_factory, baresip_fa
     assert [e["call"]["remote"]["number"] for e in outgoing] == ["1002", "1002"]
     phone.client.hook(False)
     far.wait_for_event("CALL_CLOSED", timeout=10)
+
+
+def test_the_sim_console_shows_an_incoming_call_as_it_rings(phone_factory, baresip_factory, kamailio):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    console = subprocess.Popen(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(phone.socket_path), "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout is not None and console.stdin is not None
+        line = ""
+        while not line.startswith("[idle]"):
+            line = console.stdout.readline()
+        far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")  # nothing typed: the console shows it
+        while not line.startswith("[ringing_in]"):
+            line = console.stdout.readline()
+            assert line, "the console ended"
+        assert "ringer=normal" in line and "1002" in line
+        console.stdin.write("u\n")
+        console.stdin.flush()
+        while not line.startswith("[in_call]"):
+            line = console.stdout.readline()
+            assert line, "the console ended"
+        assert "hook=up" in line and "line=on" in line
+    finally:
+        if console.stdin is not None:
+            console.stdin.write("q\n")
+            console.stdin.close()
+        console.wait(10)
