@@ -80,6 +80,14 @@ class CallTransferred:
 
 
 @dataclass(frozen=True)
+class CallHoldChanged:
+    """The far end put ``call_id`` on hold (``held``), or took it off hold."""
+
+    call_id: str
+    held: bool
+
+
+@dataclass(frozen=True)
 class TimerFired:
     """A timer started by a ``StartTimer`` effect ran out."""
 
@@ -94,6 +102,7 @@ SipInput = (
     | CallAnswered
     | CallEnded
     | CallTransferred
+    | CallHoldChanged
 )
 
 Input = Command | SipInput | TimerFired

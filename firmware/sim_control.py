@@ -12,6 +12,7 @@ changed (``notify_changed``, which never blocks it), so a client shows each chan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -190,6 +191,10 @@ class SimClient:
             self._sock.settimeout(previous)
 
     def close(self) -> None:
+        # Shut the socket down first: it wakes a thread still reading from it (a ``watch``), which
+        # would otherwise hold the file's lock until its answer came.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._file.close()
         self._sock.close()
 

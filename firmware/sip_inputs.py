@@ -72,4 +72,6 @@ def to_input(event: sip_stack.SipEvent, trusted_pbx: Iterable[str]) -> inputs.Si
         case sip_stack.CallTransferred():
             remote = Remote(number=event.remote_number, name=event.remote_name or None)
             return inputs.CallTransferred(event.call_id, event.new_call_id, remote, event.kind)
+        case sip_stack.CallHoldChanged(call_id=call_id, held=held):
+            return inputs.CallHoldChanged(call_id, held)
     raise TypeError(f"unknown SIP event {event!r}")

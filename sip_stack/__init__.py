@@ -3,6 +3,7 @@
 from sip_stack.events import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
     CallTransferred,
     IncomingCall,
@@ -15,6 +16,7 @@ from sip_stack.settings import SipSettings
 __all__ = [
     "CallAnswered",
     "CallEnded",
+    "CallHoldChanged",
     "CallRinging",
     "CallTransferred",
     "IncomingCall",

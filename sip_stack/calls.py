@@ -63,6 +63,7 @@ class SipCall(pj.Call):
         self.announce_start = False  # a call pjsua2 placed for a REFER: report it once it has a Call-ID
         self.replaced = False  # an INVITE with Replaces took this call's place
         self.media_connected: set[int] = set()  # audio media indexes connected to the bridge port
+        self.held_by_remote = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
@@ -99,6 +100,17 @@ class SipCall(pj.Call):
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         self._agent._route_call_audio(self)
+        if self.ended:
+            return
+        info = self.getInfo()
+        held = any(
+            m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            for m in info.media
+        )
+        if held != self.held_by_remote:
+            self.held_by_remote = held
+            logger.info("call %s: %s by the far end", self.call_id, "held" if held else "resumed")
+            self._agent._emit(events.CallHoldChanged(self.call_id, held))
 
     def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
         if prm.remSdp.wholeSdp:  # answering an offer: our first codec that the offer has, not theirs

@@ -64,6 +64,14 @@ class CallTransferred:
     kind: Literal["refer", "replaces"]
 
 
+@dataclass(frozen=True)
+class CallHoldChanged:
+    """The far end put ``call_id`` on hold (``held``) or took it off hold (a re-INVITE or UPDATE)."""
+
+    call_id: str
+    held: bool
+
+
 SipEvent = (
     RegistrationChanged
     | IncomingCall
@@ -72,4 +80,5 @@ SipEvent = (
     | CallAnswered
     | CallEnded
     | CallTransferred
+    | CallHoldChanged
 )

@@ -58,6 +58,8 @@ def _sight_and_sound(state: PhoneState) -> Outputs:
             tone = "ringback" if state.ringback else None
             text = f"> {_remote_text(state.transfer)}"
             return Outputs(tone=tone, line_led="on", message_led=message_led, text=text)
+        case "in_call" if state.held_by_remote:
+            return Outputs(line_led="blink", message_led=message_led, text=f"On hold: {remote_text}")
         case "in_call":
             return Outputs(line_led="on", message_led=message_led, text=remote_text)
         case "ringing_in":

@@ -33,6 +33,7 @@ from firmware.events import CallRecord, Transfer
 from firmware.inputs import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
     CallTransferred,
     IncomingCall,
@@ -105,6 +106,10 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _ended(state, inp, now)
         case CallTransferred():
             return _transferred(state, inp, now)
+        case CallHoldChanged(call_id=call_id, held=held):
+            if state.mode == "in_call" and _is_current(state, call_id):
+                return replace(state, held_by_remote=held), []
+            return state, []
         case TimerFired(name=name):
             return _timer(state, name, now)
     raise TypeError(f"not a phone input: {inp!r}")
@@ -142,6 +147,7 @@ def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
         "mode": "ended" if state.off_hook else "idle",
         "call": None,
         "transfer": None,
+        "held_by_remote": False,
         "click_to_call": None,
         "digits": "",
         "remote_ringing": False,
@@ -453,6 +459,7 @@ def _ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
 # the far end hangs up the transferred call    the transfer call becomes the call, still being set up
 # transfer call fails                          forgotten; the transferred call goes on as it was
 # INVITE with Replaces of the call we talk on  the new (answered) call takes its place at once
+# the far end holds / resumes the call          "On hold: <remote>" and a blinking line LED / as before
 # anything else (handset down, no such call)   the new call is hung up
 
 
@@ -478,7 +485,8 @@ def _transferred(state: PhoneState, inp: CallTransferred, now: datetime) -> Resu
             records.call_event("call.incoming", new, now),
             records.call_event("call.answered", new, now),
         ]
-        return replace(state, call=new, transfer=None, remote_ringing=False, ringback=False), effects
+        new_state = replace(state, call=new, transfer=None, held_by_remote=False, remote_ringing=False)
+        return replace(new_state, ringback=False), effects
     new = records.outbound_record(inp.new_call_id, inp.remote.number, old.origin, None, now)
     new = replace(new, remote=inp.remote, transferred_from=Transfer(old.call_id, old.remote))
     effects.append(records.call_event("call.outgoing", new, now))
@@ -493,14 +501,15 @@ def _transfer_answered(state: PhoneState, now: datetime) -> Result:
         records.call_event("call.ended", ended, now),
         records.call_event("call.answered", new, now),
     ]
-    return replace(state, call=new, transfer=None, remote_ringing=False, ringback=False), effects
+    new_state = replace(state, call=new, transfer=None, held_by_remote=False, remote_ringing=False)
+    return replace(new_state, ringback=False), effects
 
 
 def _transferred_away(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
     """The far end hung up the call it transferred: the transfer call, still ringing, is the call now."""
     old, new = _handover(_current(state), _transfer(state))
     ended = records.finished(old, now, "answered", "remote", inp.code, inp.reason)
-    new_state = replace(state, mode="outgoing", call=new, transfer=None)
+    new_state = replace(state, mode="outgoing", call=new, transfer=None, held_by_remote=False)
     return new_state, [records.call_event("call.ended", ended, now)]
 
 

@@ -104,6 +104,8 @@ def test_attended_transfer_by_linphone(phone_factory, linphone_factory, carol, k
     mark = lp.mark()
     lp.command("pause")  # linphone holds the phone's call (it calls no one else while one is active)
     lp.wait_for(r"paused", 10, "the phone's call on hold", since=mark)
+    state = phone.wait_for(lambda s: s["display"] == "On hold: 1004", what="the display saying we are held")
+    assert state["leds"]["line"] == "blink"
     lp.command(f"call sip:1003@{kamailio.host}:{kamailio.port}")
     try:
         carol.wait_for_event("CALL_ESTABLISHED", timeout=10)

@@ -33,6 +33,7 @@ from firmware.events import Remote
 from firmware.inputs import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
     CallTransferred,
     IncomingCall,
@@ -184,6 +185,7 @@ INPUTS = {
     "transferred": CallTransferred("c1", "x2", CAROL),
     "replaced": CallTransferred("c1", "x2", CAROL, kind="replaces"),
     "transferred_other": CallTransferred("zz", "x2", CAROL),
+    "held": CallHoldChanged("c1", True),
     "x1_started": OutgoingCallStarted("x1", "sip-x1"),
     "x1_ringing": CallRinging("x1", 180),
     "x1_answered": CallAnswered("x1"),
@@ -687,3 +689,15 @@ def test_a_transfer_of_no_call_we_talk_on_is_hung_up(state_name):
     phone = STATES[state_name]()
     phone.send(CallTransferred("c1", "x9", CAROL))
     assert phone.of(EndCall) == [EndCall("x9")] and phone.state.transfer is None
+
+
+def test_the_display_says_when_the_far_end_holds_us():
+    phone = in_call_outbound()
+    phone.send(CallHoldChanged("c1", True))
+    assert phone.of(ShowText) == [ShowText("On hold: 55")] and phone.of(SetLed) == [SetLed("line", "blink")]
+    assert phone.of(RouteAudio) == []  # still our call: the microphone stays with it
+    phone.send(CallHoldChanged("c1", False))
+    assert phone.of(ShowText) == [ShowText("55")] and phone.of(SetLed) == [SetLed("line", "on")]
+    phone.send(CallHoldChanged("c1", True))
+    phone.send(CallEnded("c1", 200, "BYE"))
+    assert phone.state.held_by_remote is False
