@@ -150,3 +150,25 @@ def test_the_console_redraws_the_state_line_when_the_phone_changes_by_itself(
         console.stdin.write("q\n")
         console.stdin.close()
         console.wait(10)
+
+
+def test_sim_state_follow_prints_a_line_at_every_change(
+    server: SimControlServer, socket_path: Path, phone_view: dict[str, Any]
+) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "state", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        line = ""
+        while line != "}\n":  # the JSON state first
+            line = follower.stdout.readline()
+            assert line, "sim state ended"
+        phone_view.update(phone_state="ringing_in", ringer="normal")
+        server.notify_changed()
+        assert follower.stdout.readline().startswith("[ringing_in] ")
+    finally:
+        follower.terminate()
+        follower.wait(10)
