@@ -29,7 +29,7 @@ deps-apt:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,gateway]'
 	touch $@
 
 deps-py: $(VENV)/.installed
