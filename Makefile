@@ -10,6 +10,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# The gateway's /stats page draws its charts with Debian's Chart.js (served from the package, no CDN);
+# its browser test runs Debian's headless chromium.
+APT_PACKAGES += libjs-chart.js chromium
 
 .PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 

@@ -1,4 +1,7 @@
-"""``deskphone-gateway``: ``run --config gateway.toml`` and ``check-config --config gateway.toml``.
+"""``deskphone-gateway``: ``run``, ``check-config`` and ``report``, each with ``--config gateway.toml``.
+
+``report --from 2026-05-01 --to 2026-05-31 --format csv|json [--group total|day|week|month]`` prints
+the call statistics per manager (the figures of the ``/stats`` page) from the gateway's store.
 
 Exit status: 0 fine, 1 the config or the inventory is invalid (every problem printed), 2 bad usage.
 """
@@ -6,14 +9,18 @@ Exit status: 0 fine, 1 the config or the inventory is invalid (every problem pri
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .config import ConfigError, load_config, render_config
 from .desks import Desks, InventoryError
+from .stats.figures import GROUPINGS
 
 logger = logging.getLogger("gateway")
 
@@ -26,10 +33,53 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="check the config and the inventory, report every error")
     check.add_argument("--config", type=Path, required=True)
     check.add_argument("--show", action="store_true", help="print the config back (secrets masked)")
+    report = sub.add_parser("report", help="print call statistics per manager")
+    report.add_argument("--config", type=Path, required=True)
+    report.add_argument(
+        "--from", dest="start", type=_day, help="first day (default: the 1st of --to's month)"
+    )
+    report.add_argument("--to", dest="end", type=_day, help="last day, inclusive (default: today)")
+    report.add_argument("--format", choices=("csv", "json"), default="csv")
+    report.add_argument("--group", choices=GROUPINGS, default="total", help="one row per manager and ...")
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return _check(args.config, args.show)
+    if args.command == "report":
+        return _report(args)
     return _run(args.config)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return 1
+    end = args.end or datetime.now(ZoneInfo(config.stats.time_zone)).date()
+    start = args.start or end.replace(day=1)
+    if start > end:
+        print(f"deskphone-gateway: --from {start} is after --to {end}", file=sys.stderr)
+        return 2
+    from .stats import to_csv, to_json
+    from .stats.source import report_from_store
+    from .stores import open_store
+
+    store = open_store(config.storage)
+    try:
+        report = report_from_store(
+            store, Desks.load(config.inventory.file), config.stats, start, end, args.group
+        )
+    finally:
+        store.close()
+    print(to_csv(report) if args.format == "csv" else json.dumps(to_json(report), indent=1), end="")
+    if args.format == "json":
+        print()
+    return 0
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]

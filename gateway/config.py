@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from configschema import values as check
 from configschema.schema import ConfigError, check_sections, merge_secrets, read_toml, render, resolve_paths
@@ -103,6 +104,28 @@ class ApiConfig:
     reply_timeout_s: Annotated[float, check.number(1, 120)] = 10.0
 
 
+def time_zone(value: Any) -> str:
+    """An IANA time zone name (``Europe/Berlin``), as the system's tz database knows it."""
+    text = check.string()(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise check.Invalid(f"unknown time zone {text!r} (an IANA name such as 'Europe/Berlin')") from None
+    return text
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """Call statistics (``/stats``, ``deskphone-gateway report``): the office's time zone, whether
+    desks without a CRM user are left out or shown apart, and the page's access token (empty: the page
+    is off)."""
+
+    time_zone: Annotated[str, time_zone] = "UTC"
+    accountants: Annotated[str, check.one_of("omit", "apart")] = "omit"
+    token: Annotated[Secret, check.secret] = NO_SECRET
+    chart_js: Annotated[Path, check.path] = Path("/usr/share/javascript/chart.js/chart.min.js")
+
+
 @dataclass(frozen=True)
 class LogConfig:
     level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
@@ -117,6 +140,7 @@ class Config:
     bitrix24: Bitrix24Config = field(default_factory=Bitrix24Config)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -128,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "bitrix24": Bitrix24Config,
     "webhook": WebhookConfig,
     "api": ApiConfig,
+    "stats": StatsConfig,
     "log": LogConfig,
 }
 

@@ -27,9 +27,9 @@ from .dialer import Dialer, new_request_id
 from .facts import fact_from_event, refused_dial_fact
 from .mqtt import PhonesLink
 from .pump import OutboxPump
-from .sqlite_store import SqliteStore
 from .step import step
 from .store import GatewayStore
+from .stores import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Gateway:
     def __init__(self, config: Config, adapters: list[CrmAdapter] | None = None) -> None:
         self.config = config
         self.desks = Desks.load(config.inventory.file)
-        self.store: GatewayStore = SqliteStore(config.storage.dir)
+        self.store: GatewayStore = open_store(config.storage)
         if adapters is None:
             from .adapters.registry import build_adapters
 
