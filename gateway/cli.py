@@ -122,6 +122,9 @@ def _run(path: Path) -> int:
         format="%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Their debug lines carry request URLs, and an OAuth refresh URL carries the client secret.
+    for noisy in ("urllib3", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
     from .service import Gateway
 
     stop = threading.Event()

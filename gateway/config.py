@@ -127,6 +127,14 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    """How a CRM that does not accept requests is retried (doubling from min to max)."""
+
+    retry_min_s: Annotated[float, check.number(0.05, 60)] = 0.5
+    retry_max_s: Annotated[float, check.number(0.1, 600)] = 30.0
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
 
@@ -140,6 +148,7 @@ class Config:
     bitrix24: Bitrix24Config = field(default_factory=Bitrix24Config)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -152,6 +161,7 @@ SECTIONS: dict[str, type] = {
     "bitrix24": Bitrix24Config,
     "webhook": WebhookConfig,
     "api": ApiConfig,
+    "outbox": OutboxConfig,
     "stats": StatsConfig,
     "log": LogConfig,
 }

@@ -39,7 +39,7 @@ MAX_BODY = 16 * 1024
 
 def build_app(gateway: Gateway) -> Starlette:
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "broker": gateway.link.connected})
+        return JSONResponse(await _in_thread(gateway.health))
 
     async def b24_install(request: Request) -> Response:
         adapter = gateway.adapter("bitrix24")

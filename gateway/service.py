@@ -60,12 +60,21 @@ class Gateway:
 
             adapters = build_adapters(config, self.store)
         self.adapters = adapters
-        self.pumps = [OutboxPump(self.store, adapter) for adapter in adapters]
+        self.pumps = [
+            OutboxPump(
+                self.store,
+                adapter,
+                min_backoff_s=config.outbox.retry_min_s,
+                max_backoff_s=config.outbox.retry_max_s,
+            )
+            for adapter in adapters
+        ]
         self.link = PhonesLink(config.mqtt, self.on_event, self._on_reply, self._on_status)
         self.dialer = Dialer(self.link)
         self._lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="caller-lookup")
         self._lock = threading.Lock()
         self.http: Any = None
+        self.facts_applied = 0
 
     def start(self) -> None:
         from .http_api import HttpFace
@@ -93,6 +102,17 @@ class Gateway:
             adapter.close()
         self.store.close()
 
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` shows: the broker link, events handled, requests waiting per CRM."""
+        return {
+            "ok": True,
+            "broker": self.link.connected,
+            "events": self.link.events_received,
+            "facts": self.facts_applied,
+            "pending": {a.name: len(self.store.pending(a.name, 10_000)) for a in self.adapters},
+            "buried": {a.name: len(self.store.buried(a.name)) for a in self.adapters},
+        }
+
     def adapter(self, name: str) -> CrmAdapter | None:
         return next((a for a in self.adapters if a.name == name), None)
 
@@ -107,6 +127,7 @@ class Gateway:
         with self._lock:
             state = self.store.load_call(fact.call.call_id)
             new, requests = step(state, fact)
+            self.facts_applied += 1
             if new is None or new is state:
                 return
             outboxes = {a.name: [r for r in requests if r.queued and a.wants(r)] for a in self.adapters}

@@ -11,8 +11,9 @@ In: ``ONEXTERNALCALLSTART`` -> ``ClickToCall`` with the contact's name and Bitri
 user and entity in ``crm.b24``. ``caller_name``: ``searchCrmEntities``.
 
 Tokens: the SDK refreshes an expired access token itself (before a call when the stored expiry has
-passed, and on ``expired_token``) through ``BitrixApp.refresh_oauth_token``, which this module points
-at ``oauth_server`` (the SDK's own OAuth host is fixed); renewed tokens are stored at once. The
+passed, and on ``expired_token``) through ``BitrixApp.refresh_oauth_token``, which this module hands
+to ``_refresh_tokens``: one refresh at a time, at ``oauth_server`` (the SDK's own OAuth host is
+fixed), the renewed tokens stored before they are used. The
 portal's own leaky bucket is mirrored on our side so that we rarely meet its 503.
 """
 
@@ -97,32 +98,14 @@ def failed_reason(call: CallState) -> str:
 
 
 class _PortalApp(BitrixAppLocal):
-    """The local application; its token refresh goes to the configured OAuth server."""
+    """The local application; the SDK's token refresh is handed to ``refresh`` (the adapter's)."""
 
-    def __init__(self, *, domain: str, client_id: str, client_secret: str, oauth_server: str, timeout: float):
+    def __init__(self, *, domain: str, client_id: str, client_secret: str, refresh: Any) -> None:
         super().__init__(domain=domain, client_id=client_id, client_secret=client_secret)
-        self._token_url = oauth_server.rstrip("/") + "/oauth/token/"
-        self._timeout = timeout
+        self._refresh = refresh
 
     def refresh_oauth_token(self, refresh_token: str, **kwargs: Any) -> RenewedOAuth:
-        response = requests.get(
-            self._token_url,
-            params={
-                "grant_type": "refresh_token",
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "refresh_token": refresh_token,
-            },
-            timeout=self._timeout,
-        )
-        body = (
-            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        )
-        if response.status_code != 200 or "access_token" not in body:
-            raise _RefreshFailed(
-                f"token refresh refused: HTTP {response.status_code} {body.get('error', '')}"
-            )
-        return RenewedOAuth.from_dict(body)
+        return self._refresh(refresh_token)
 
 
 class _RefreshFailed(Exception):
@@ -177,6 +160,7 @@ class Bitrix24Adapter(CrmAdapter):
             os.environ["REQUESTS_CA_BUNDLE"] = str(config.ca_file)
         self._bucket = _Bucket(config.rate_burst, config.rate_per_s)
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._sdk_threads: set[int] = set()
 
     # --- install ------------------------------------------------------------------------------
@@ -408,7 +392,6 @@ class Bitrix24Adapter(CrmAdapter):
             token = self._token()
             self._bucket.take()
             response = token.call_batch(commands, halt=False, timeout=self.config.timeout_s)
-            self._keep_renewed(token)
         except BitrixAPIError as error:
             return [_outcome_of(error)]
         except (BitrixSDKException, _RefreshFailed, requests.RequestException) as error:
@@ -459,8 +442,7 @@ class Bitrix24Adapter(CrmAdapter):
             domain=self.config.domain,
             client_id=self.config.client_id,
             client_secret=self.config.client_secret.reveal(),
-            oauth_server=self.config.oauth_server,
-            timeout=self.config.timeout_s,
+            refresh=self._refresh_tokens,
         )
         return BitrixTokenLocal(
             auth_token=auth["access_token"],
@@ -470,29 +452,51 @@ class Bitrix24Adapter(CrmAdapter):
             bitrix_app=app,
         )
 
-    def _keep_renewed(self, token: BitrixTokenLocal) -> None:
-        """Store tokens the SDK renewed during the call (the old refresh token is spent)."""
-        with self._lock:
-            auth = json.loads(self.store.get(SCOPE, AUTH_KEY) or "{}")
-            if not auth or auth.get("access_token") == token.auth_token:
-                return
-            expires = token.expires.timestamp() if token.expires else time.time() + (token.expires_in or 3600)
+    def _refresh_tokens(self, refresh_token: str) -> RenewedOAuth:
+        """One refresh at a time: a refresh token is good for one use, and the outbox and the caller
+        look-ups may both meet the expiry. Whoever comes second gets the tokens the first one got."""
+        with self._refresh_lock:
+            auth = self._auth() or {}
+            renewed = auth.get("renewed")
+            if (
+                auth.get("refresh_token") != refresh_token
+                and renewed
+                and auth.get("expires", 0) > time.time() + 5
+            ):
+                return RenewedOAuth.from_dict(renewed)
+            response = requests.get(
+                self.config.oauth_server.rstrip("/") + "/oauth/token/",
+                params={
+                    "grant_type": "refresh_token",
+                    "client_id": self.config.client_id,
+                    "client_secret": self.config.client_secret.reveal(),
+                    "refresh_token": auth.get("refresh_token") or refresh_token,
+                },
+                timeout=self.config.timeout_s,
+            )
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+                error = body.get("error", "") if isinstance(body, dict) else ""
+                raise _RefreshFailed(f"token refresh refused: HTTP {response.status_code} {error}".strip())
             auth |= {
-                "access_token": token.auth_token,
-                "refresh_token": token.refresh_token,
-                "expires": int(expires),
-                "expires_in": int(token.expires_in or 3600),
+                "access_token": body["access_token"],
+                "refresh_token": body["refresh_token"],
+                "expires": int(body["expires"]),
+                "expires_in": int(body["expires_in"]),
+                "renewed": body,
             }
-            self.store.put(SCOPE, AUTH_KEY, json.dumps(auth))
-        logger.info("Bitrix24 access token renewed")
+            with self._lock:
+                self.store.put(SCOPE, AUTH_KEY, json.dumps(auth))
+            logger.info("Bitrix24 access token renewed")
+            return RenewedOAuth.from_dict(body)
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
         token = self._token()
         self._bucket.take()
-        try:
-            response = token.call_method(method, params, timeout=self.config.timeout_s)
-        finally:
-            self._keep_renewed(token)
+        response = token.call_method(method, params, timeout=self.config.timeout_s)
         return response.get("result") if isinstance(response, dict) else response
 
     def _configure_sdk(self) -> None:

@@ -78,6 +78,7 @@ class FakePortal:
         self.token_lifetime_s = token_lifetime_s
         self.state = PortalState()
         self.records: list[Record] = []
+        self.issued_secrets: list[str] = [self.application_token, client_secret]
         self.unavailable = False
         self._tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self._refresh: dict[str, int] = {}  # refresh token -> user id
@@ -144,6 +145,7 @@ class FakePortal:
         with self._lock:
             self._tokens[access] = time.monotonic() + self.token_lifetime_s
             self._refresh[refresh] = user_id
+            self.issued_secrets += [access, refresh]
         return {
             "access_token": access,
             "expires": int(time.time() + self.token_lifetime_s),
