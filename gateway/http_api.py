@@ -5,6 +5,7 @@
   ``application_token`` (403 otherwise, nothing dialled);
 - ``POST /v1/calls``: click-to-call for any CRM (bearer token per integration), answered with the
   phone's reply; ``GET /v1/openapi.json`` describes it;
+- ``/stats``: call statistics per manager (``gateway.stats.page``);
 - ``GET /healthz``.
 """
 
@@ -28,6 +29,7 @@ from crm_bridge.codec import MAX_DISPLAY_LEN, MAX_NUMBER_LEN
 
 from .config import HttpConfig
 from .openapi import OPENAPI, STATUS_OF_ERROR
+from .stats.page import stats_routes
 
 if TYPE_CHECKING:
     from .service import ClickToCall, Gateway
@@ -102,6 +104,7 @@ def build_app(gateway: Gateway) -> Starlette:
             Route("/bitrix24/events", b24_events, methods=["POST"]),
             Route("/v1/calls", v1_calls, methods=["POST"]),
             Route("/v1/openapi.json", openapi, methods=["GET"]),
+            *stats_routes(gateway),
         ]
     )
 

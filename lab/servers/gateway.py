@@ -30,6 +30,7 @@ def gateway_config_text(
     webhook_url: str = "",
     webhook_steps: bool = False,
     log_level: str = "DEBUG",
+    extra: str = "",
 ) -> str:
     """A ``gateway.toml`` for the lab: the broker, the inventory, a fake portal and/or a webhook."""
     text = f"""[mqtt]
@@ -78,6 +79,8 @@ url = "{webhook_url}"
 secret = "{WEBHOOK_SECRET}"
 steps = {"true" if webhook_steps else "false"}
 """
+    if extra:
+        text += "\n" + extra
     return text
 
 
