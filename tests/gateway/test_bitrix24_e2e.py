@@ -156,7 +156,11 @@ def test_accountant_and_internal_calls_never_reach_the_crm(  # type: ignore[no-u
     anna.wait_event("call.ended")
 
     settled(b24_gateway, 8)  # outgoing, ringing, answered, ended of both calls
-    touched = [r.method for r in portal.records if r.kind == "rest" and r.method.startswith("telephony.externalcall.")]
+    touched = [
+        r.method
+        for r in portal.records
+        if r.kind == "rest" and r.method.startswith("telephony.externalcall.")
+    ]
     assert touched == [], touched
 
 
