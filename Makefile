@@ -13,8 +13,10 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 # The gateway's /stats page draws its charts with Debian's Chart.js (served from the package, no CDN);
 # its browser test runs Debian's headless chromium.
 APT_PACKAGES += libjs-chart.js chromium
+# The gateway's PostgreSQL store (several instances): its tests and `make postgres` start Debian's.
+APT_PACKAGES += postgresql
 
-.PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
+.PHONY: all deps deps-apt deps-py run postgres test test-fast lint format bench bench-quick dist clean
 
 all: test
 
@@ -39,6 +41,10 @@ deps-py: $(VENV)/.installed
 
 run: deps
 	$(PY) -m lab.demo --dir $(RUN_DIR)
+
+# A scratch PostgreSQL on 127.0.0.1 for gateways sharing one store; prints the [storage] lines.
+postgres: deps
+	$(PY) -m lab.servers.postgres --dir $(RUN_DIR)/postgres
 
 test: deps
 	$(PY) -m pytest -q

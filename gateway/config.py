@@ -52,7 +52,11 @@ class InventoryConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """SQLite in ``dir`` for one gateway; PostgreSQL (``dsn``, a libpq connection string) for several."""
+
     dir: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR
+    backend: Annotated[str, check.one_of("sqlite", "postgresql")] = "sqlite"
+    dsn: Annotated[Secret, check.secret] = NO_SECRET  # postgresql://gateway:<password>@db.example/gateway
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,8 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
             errors.append("webhook.url: required when webhook.enabled is true")
         if not hook["secret"]:
             errors.append("webhook.secret: required when webhook.enabled is true (cards are signed with it)")
+    if values["storage"]["backend"] == "postgresql" and not values["storage"]["dsn"]:
+        errors.append('storage.dsn: required when storage.backend is "postgresql"')
     if bool(http["tls_cert"]) != bool(http["tls_key"]):
         errors.append("http.tls_key: http.tls_cert and http.tls_key go together")
     if bool(mqtt["client_cert"]) != bool(mqtt["client_key"]):

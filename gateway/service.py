@@ -20,7 +20,7 @@ from firmware.commands import Dial, Reply
 from firmware.events import Event
 
 from .adapters.base import CrmAdapter
-from .calls import CallFact, CallState, Desk
+from .calls import CallFact, CallState, CrmRequest, Desk
 from .config import Config
 from .desks import Desks
 from .dialer import Dialer, new_request_id
@@ -124,14 +124,22 @@ class Gateway:
             self.apply(fact)
 
     def apply(self, fact: CallFact) -> None:
-        with self._lock:
-            state = self.store.load_call(fact.call.call_id)
-            new, requests = step(state, fact)
-            self.facts_applied += 1
+        seen: list[CallState | None] = []
+        requests: list[CrmRequest] = []
+
+        def change(state: CallState | None) -> tuple[CallState, dict[str, list[CrmRequest]]] | None:
+            seen.append(state)
+            new, requests[:] = step(state, fact)
             if new is None or new is state:
-                return
-            outboxes = {a.name: [r for r in requests if r.queued and a.wants(r)] for a in self.adapters}
-            self.store.record(new, outboxes)
+                return None
+            return new, {a.name: [r for r in requests if r.queued and a.wants(r)] for a in self.adapters}
+
+        with self._lock:
+            result = self.store.update_call(fact.call.call_id, change)
+            self.facts_applied += 1
+        if result is None:
+            return
+        new, state = result[0], seen[-1]
         for pump in self.pumps:
             pump.wake()
         if new.skipped and state is None:

@@ -13,7 +13,7 @@ Implementations must be safe to call from several threads.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,8 +31,26 @@ class OutboxEntry:
     last_error: str = ""
 
 
+Outboxes = Mapping[str, Sequence[CrmRequest]]
+# What a call's change computes from its stored state: the new state and the adapters' requests, or
+# None when nothing changes.
+CallChange = Callable[[CallState | None], tuple[CallState, Outboxes] | None]
+
+
 class GatewayStore(ABC):
-    """What the gateway keeps. Subclasses implement every method."""
+    """What the gateway keeps. Subclasses implement every abstract method and may override
+    ``update_call`` (the default is right for one gateway process, which serialises its own calls)."""
+
+    def update_call(self, call_id: str, change: CallChange) -> tuple[CallState, Outboxes] | None:
+        """Load the call, let ``change`` compute its next state and requests, and save them.
+
+        A store shared by several gateway instances does all three in one transaction that no other
+        instance can interleave for the same call, so one event handled by two instances (or two events
+        of one call handled at once) never queues a request twice."""
+        result = change(self.load_call(call_id))
+        if result is not None:
+            self.record(*result)
+        return result
 
     @abstractmethod
     def load_call(self, call_id: str) -> CallState | None:

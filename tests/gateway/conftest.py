@@ -76,3 +76,27 @@ def b24_gateway(gateway_factory: GatewayFactory, portal: FakePortal) -> GatewayP
 
 def health(gateway: GatewayProcess) -> dict[str, Any]:
     return httpx.get(f"{gateway.url}/healthz", timeout=5).json()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One scratch PostgreSQL for the session (Debian's, via initdb/pg_ctl); tests take a database each."""
+    from lab.servers.postgres import Postgres, available
+
+    if not available():
+        pytest.skip("postgresql is not installed")
+    server = Postgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's server."""
+    return str(postgres_server.create_database(f"test_{next(_databases)}"))
