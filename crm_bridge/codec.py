@@ -17,7 +17,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firmware.commands import CancelDial, Command, Dial, Hangup, Reply
+from firmware.commands import CancelDial, Command, Dial, Hangup, Reply, ShowCaller
 from firmware.events import SCHEMA_VERSION, CallRecord, Event, Remote
 
 MAX_PAYLOAD_BYTES = 4096
@@ -25,7 +25,7 @@ MAX_NUMBER_LEN = 32
 MAX_ID_LEN = 128
 MAX_DISPLAY_LEN = 64
 MAX_TTL_S = 86_400
-COMMAND_KINDS = ("dial", "cancel", "hangup")
+COMMAND_KINDS = ("dial", "cancel", "hangup", "caller")
 
 _NUMBER_RE = re.compile(r"[0-9+*#]+")
 # A request id becomes a topic level (reply/<id>): no MQTT wildcards, separators or control characters.
@@ -184,6 +184,8 @@ def decode_command(
         return _decode_dial(obj, request_id, received_at, message_expiry_s)
     if kind == "cancel":
         return CancelDial(request_id=request_id)
+    if kind == "caller":
+        return _decode_caller(obj, request_id)
     call_id = _optional_str(obj, "call_id", request_id, MAX_ID_LEN)
     return Hangup(request_id=request_id, call_id=call_id)
 
@@ -259,6 +261,16 @@ def _decode_dial(
         display=display,
         crm=crm,
     )
+
+
+def _decode_caller(obj: dict[str, Any], request_id: str) -> ShowCaller:
+    call_id = _optional_str(obj, "call_id", request_id, MAX_ID_LEN)
+    name = _optional_str(obj, "name", request_id, MAX_DISPLAY_LEN)
+    if not call_id:
+        raise CommandRejected(INVALID_PAYLOAD, "missing 'call_id'", request_id)
+    if not name or not name.isprintable():
+        raise CommandRejected(INVALID_PAYLOAD, "'name' must be 1 to 64 printable characters", request_id)
+    return ShowCaller(request_id=request_id, call_id=call_id, name=name)
 
 
 def _expiry(

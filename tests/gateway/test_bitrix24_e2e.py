@@ -65,6 +65,8 @@ def test_calls_from_the_desk_each_get_one_register_and_one_finish(  # type: igno
     far.dial(pbx_uri)
     incoming = phone.wait_event("call.incoming", timeout=15, nth=1)
     wait_until(lambda: register_of(portal, incoming["call"]["call_id"]), 15, "register of the incoming call")
+    ringing = phone.wait_for(lambda s: ACME_NAME in s["display"], 10, "the CRM's name on the display")
+    assert ringing["phone_state"] == "ringing_in"
     phone.client.hook(True)
     phone.wait_event("call.answered", nth=1)
     time.sleep(1.0)
