@@ -41,6 +41,10 @@ class MqttConfig:
     ] = "deskphone-gateway"
     keepalive_s: Annotated[int, check.integer(5, 3600)] = 30
     session_expiry_s: Annotated[int, check.integer(60, 4294967295)] = 86400
+    # Several instances: each its own client_id, all the same share_group (MQTT 5 shared subscription).
+    share_group: Annotated[
+        str, check.string(r"[A-Za-z0-9_.-]{0,64}", "up to 64 letters, digits, '.', '_', '-'")
+    ] = ""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
 """The MQTT face: the CRM account on the office broker (MQTT 5, persistent session).
 
 Subscribes to every phone's ``events``, ``status`` and ``reply/+`` in ``on_connect`` (every
-connect). Messages are acknowledged by hand, only after ``on_event`` has returned, that is after the
-gateway has stored what the event changed: a gateway killed in between gets the event again from its
+connect). With ``share_group`` set, several instances share the events through an MQTT 5 shared
+subscription and fail over a dead member's session (``gateway.failover``); replies and status still
+reach every instance (the one that sent a command is waiting for its reply).
+
+Messages are acknowledged by hand, only after ``on_event`` has returned, that is after the gateway
+has stored what the event changed: a gateway killed in between gets the event again from its
 session. Runs on paho's network thread; callbacks must not block on the network.
 """
 
@@ -28,6 +32,7 @@ from firmware.commands import Reply
 from firmware.events import Event
 
 from .config import MqttConfig
+from .failover import DOWN, PRESENCE_LEVEL, UP, Peers, rescue_session
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,10 @@ class PhonesLink:
         self.connects = 0
         self.events_received = 0
         self.bad_messages = 0
-        self._client = self._make_client()
+        self.peers = Peers(config.client_id) if config.share_group else None
+        self._client = self._make_client(config.client_id)
+        if self.peers is not None:
+            self._client.will_set(self._presence_topic(config.client_id), DOWN, qos=1, retain=True)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -73,8 +81,28 @@ class PhonesLink:
         self._client.loop_start()
 
     def stop(self) -> None:
+        if self.peers is not None and self.connected:
+            info = self._client.publish(self._presence_topic(self.config.client_id), DOWN, qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2.0)
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _presence_topic(self, client_id: str) -> str:
+        return f"{self._prefix}/{PRESENCE_LEVEL}/{client_id}"
+
+    def _rescue(self, dead: str) -> None:
+        """Another instance died: drain its session (on a thread of its own, ``rescue-<id>``)."""
+
+        def run() -> None:
+            try:
+                rescue_session(self.config, dead, self._make_client, self._handle_rescued)
+            except Exception:
+                logger.exception("could not take over the session of %s", dead)
+                return
+            self._client.publish(self._presence_topic(dead), b"", qos=1, retain=True)
+
+        threading.Thread(target=run, name=f"rescue-{dead}", daemon=True).start()
 
     @property
     def connected(self) -> bool:
@@ -94,10 +122,10 @@ class PhonesLink:
 
     # --- paho ------------------------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self, client_id: str) -> mqtt.Client:
         c = self.config
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=c.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
         if c.username:
             client.username_pw_set(c.username, c.password.reveal() or None)
@@ -123,13 +151,16 @@ class PhonesLink:
             self._outage(f"broker refused the connection: {reason}")
             return
         options = SubscribeOptions(qos=1)
-        client.subscribe(
-            [
-                (f"{self._prefix}/+/events", options),
-                (f"{self._prefix}/+/status", options),
-                (f"{self._prefix}/+/reply/+", options),
-            ]
-        )
+        share = f"$share/{self.config.share_group}/" if self.config.share_group else ""
+        topics = [
+            (f"{share}{self._prefix}/+/events", options),
+            (f"{self._prefix}/+/status", options),
+            (f"{self._prefix}/+/reply/+", options),
+        ]
+        if self.peers is not None:
+            topics.append((f"{self._prefix}/{PRESENCE_LEVEL}/+", options))
+            client.publish(self._presence_topic(self.config.client_id), UP, qos=1, retain=True)
+        client.subscribe(topics)
         self.connects += 1
         self._outage_logged = False
         self._connected.set()
@@ -150,14 +181,22 @@ class PhonesLink:
             logger.warning("%s; retrying with backoff up to 30 s", what)
 
     def _message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._handle(message)
+        # Not reached when storing failed: the unacknowledged event comes again after a reconnect.
+        if message.qos > 0:
+            client.ack(message.mid, message.qos)
+
+    def _handle(self, message: mqtt.MQTTMessage) -> None:
         try:
             self._route(message)
         except ContractError as error:
             self.bad_messages += 1
             logger.warning("ignored a message on %s: %s", message.topic, error)
-        # Not reached when storing failed: the unacknowledged event comes again after a reconnect.
-        if message.qos > 0:
-            client.ack(message.mid, message.qos)
+
+    def _handle_rescued(self, message: mqtt.MQTTMessage) -> None:
+        """A message from a dead member's session: its events count, its view of the peers does not."""
+        if f"/{PRESENCE_LEVEL}/" not in message.topic:
+            self._handle(message)
 
     def _route(self, message: mqtt.MQTTMessage) -> None:
         parts = message.topic.split("/")
@@ -165,7 +204,10 @@ class PhonesLink:
         if len(parts) < base + 2:
             return
         device_id, leaf = parts[base], parts[base + 1 :]
-        if leaf == ["events"]:
+        if device_id == PRESENCE_LEVEL:
+            if self.peers is not None and len(leaf) == 1 and self.peers.seen(leaf[0], message.payload):
+                self._rescue(leaf[0])
+        elif leaf == ["events"]:
             event, _seq, sender = decode_event(message.payload)
             if sender != device_id:
                 raise ContractError(f"event of {sender!r} on the topic of {device_id!r}")

@@ -85,6 +85,8 @@ def _decode(obj: dict) -> CrmRequest:  # type: ignore[type-arg]
 class PostgresStore(GatewayStore):
     """The store in the database ``dsn`` names (``postgresql://user@host:port/db``)."""
 
+    idle_poll_s = 0.2  # other instances queue requests that this one's pump may have to send
+
     def __init__(self, dsn: str) -> None:
         self._lock = threading.Lock()
         self._working: set[str] = set()  # adapters whose outbox this instance works

@@ -68,7 +68,7 @@ class OutboxPump:
                 worked = False
                 self._pause(self.max_backoff_s)
             if not worked:
-                self._wake.wait(5.0)
+                self._wake.wait(self.store.idle_poll_s)
                 self._wake.clear()
 
     def _once(self) -> bool:

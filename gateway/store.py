@@ -41,6 +41,9 @@ class GatewayStore(ABC):
     """What the gateway keeps. Subclasses implement every abstract method and may override
     ``update_call`` (the default is right for one gateway process, which serialises its own calls)."""
 
+    # How often an idle outbox pump looks for requests it was not woken for (queued by another instance).
+    idle_poll_s: float = 5.0
+
     def update_call(self, call_id: str, change: CallChange) -> tuple[CallState, Outboxes] | None:
         """Load the call, let ``change`` compute its next state and requests, and save them.
 
