@@ -31,19 +31,25 @@ def gateway_config_text(
     webhook_steps: bool = False,
     log_level: str = "DEBUG",
     extra: str = "",
+    client_id: str = "deskphone-gateway-lab",
+    share_group: str = "",
+    postgres_dsn: str = "",
 ) -> str:
     """A ``gateway.toml`` for the lab: the broker, the inventory, a fake portal and/or a webhook."""
     text = f"""[mqtt]
 host = "{LOOPBACK}"
 port = {mqtt_port}
 username = "crm"
-client_id = "deskphone-gateway-lab"
+client_id = "{client_id}"
+share_group = "{share_group}"
 
 [inventory]
 file = "{inventory}"
 
 [storage]
 dir = "{workdir}/state"
+backend = "{"postgresql" if postgres_dsn else "sqlite"}"
+dsn = "{postgres_dsn}"
 
 [http]
 listen = "{LOOPBACK}:{http_port}"
