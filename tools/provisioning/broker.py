@@ -72,6 +72,8 @@ def acl_file(
         f"topic read {prefix}/+/status",
         f"topic read {prefix}/+/events",
         f"topic read {prefix}/+/reply/#",
+        "# the gateway instances' presence (several instances sharing the work; no device id starts with _)",
+        f"topic readwrite {prefix}/_gateways/#",
         "",
     ]
     for device in devices:
