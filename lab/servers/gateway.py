@@ -30,6 +30,7 @@ def gateway_config_text(
     webhook_url: str = "",
     webhook_steps: bool = False,
     log_level: str = "DEBUG",
+    bitrix24_extra: str = "",
 ) -> str:
     """A ``gateway.toml`` for the lab: the broker, the inventory, a fake portal and/or a webhook."""
     text = f"""[mqtt]
@@ -69,7 +70,7 @@ client_secret = "{portal.client_secret}"
 oauth_server = "{portal.url}"
 ca_file = "{portal.ca_file}"
 line_number = "+4930555000"
-"""
+{bitrix24_extra}"""
     if webhook_url:
         text += f"""
 [webhook]
