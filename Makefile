@@ -10,11 +10,17 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+<<<<<<< HEAD
 # The gateway's /stats page draws its charts with Debian's Chart.js (served from the package, no CDN);
 # its browser test runs Debian's headless chromium.
 APT_PACKAGES += libjs-chart.js chromium
 # The gateway's PostgreSQL store (several instances): its tests and `make postgres` start Debian's.
 APT_PACKAGES += postgresql
+=======
+# Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
+# (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
+APT_PACKAGES += linphone-cli iproute2
+>>>>>>> gateway
 
 .PHONY: all deps deps-apt deps-py run postgres test test-fast lint format bench bench-quick dist clean
 

@@ -89,8 +89,11 @@ class Run:
                     share_group="bench" if count > 1 else "",
                     postgres_dsn=dsn,
                     log_level="WARNING",
-                    rate_per_s=1000.0 if unlimited else portal.drain_per_s,
-                    rate_burst=10000 if unlimited else portal.burst,
+                    bitrix24_extra=(
+                        "rate_per_s = 1000\nrate_burst = 10000\n"
+                        if unlimited
+                        else f"rate_per_s = {portal.drain_per_s}\nrate_burst = {portal.burst}\n"
+                    ),
                 )
             )
             if n == 1:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from firmware.commands import CancelDial, Command, Dial, Hangup, Reply, ShowCaller
-from firmware.events import SCHEMA_VERSION, CallRecord, Event, Remote
+from firmware.events import SCHEMA_VERSION, CallRecord, Event, Remote, Transfer
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_NUMBER_LEN = 32
@@ -76,7 +76,7 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 
 def call_to_dict(call: CallRecord) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "call_id": call.call_id,
         "sip_call_id": call.sip_call_id,
         "direction": call.direction,
@@ -93,6 +93,17 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
         "reason": call.reason,
         "hangup_by": call.hangup_by,
     }
+    # Added within contract v1: present only on calls that a transfer links.
+    if call.transferred_from is not None:
+        out["transferred_from"] = _transfer_to_dict(call.transferred_from)
+    if call.transferred_to is not None:
+        out["transferred_to"] = _transfer_to_dict(call.transferred_to)
+    return out
+
+
+def _transfer_to_dict(transfer: Transfer) -> dict[str, Any]:
+    remote = transfer.remote
+    return {"call_id": transfer.call_id, "remote": {"number": remote.number, "name": remote.name}}
 
 
 def event_to_dict(event: Event, seq: int, device_id: str) -> dict[str, Any]:
@@ -456,9 +467,22 @@ def _call_from_dict(obj: Any) -> CallRecord:
             sip_code=sip_code,
             reason=obj.get("reason"),
             hangup_by=obj.get("hangup_by"),
+            transferred_from=_transfer_from_dict(obj.get("transferred_from")),
+            transferred_to=_transfer_from_dict(obj.get("transferred_to")),
         )
     except KeyError as missing:
         raise ContractError(f"call without {missing.args[0]!r}") from None
+
+
+def _transfer_from_dict(obj: Any) -> Transfer | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("remote"), dict):
+        raise ContractError("a transfer must be an object with 'call_id' and 'remote'")
+    remote = obj["remote"]
+    return Transfer(
+        str(obj.get("call_id") or ""), Remote(str(remote.get("number") or ""), remote.get("name"))
+    )
 
 
 def _contract_object(payload: bytes) -> dict[str, Any]:

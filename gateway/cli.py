@@ -93,9 +93,16 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
         errors.extend(error.errors)
     if config is not None:
         try:
-            Desks.load(config.inventory.file)
+            desks = Desks.load(config.inventory.file)
         except InventoryError as error:
             errors.extend(f"inventory.file: {e}" for e in error.errors)
+        else:
+            if config.bitrix24.enabled:
+                errors.extend(
+                    f"inventory.file: desk {d.device_id}: crm_user {d.crm_user!r} is not a Bitrix24 user id"
+                    for d in desks.desks
+                    if d.crm_user and not d.crm_user.isdigit()
+                )
     if errors:
         print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
         for error in errors:

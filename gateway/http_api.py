@@ -60,7 +60,8 @@ def build_app(gateway: Gateway) -> Starlette:
         form = await _form(request)
         if form is None:
             return JSONResponse({"error": "expected a form-encoded body"}, status_code=400)
-        verdict = adapter.click_from_event(form, gateway.desks)  # type: ignore[attr-defined]
+        # The contact's name is a REST call to the portal: off the event loop.
+        verdict = await _in_thread(adapter.click_from_event, form, gateway.desks)  # type: ignore[attr-defined]
         if isinstance(verdict, tuple):
             status, message = verdict
             return JSONResponse({"error": message}, status_code=status)

@@ -172,9 +172,11 @@ class Gateway:
         """Dial from a desk; a refusal (or no desk) finishes the CRM's card so none is left dangling."""
         request_id = click.request_id or new_request_id()
         now = datetime.now(UTC)
+        loop = asyncio.get_running_loop()
         if click.desk is None:
             message = f"no desk phone for {click.who or 'that CRM user'} in the inventory"
-            self.apply(refused_dial_fact(request_id, None, click.number, click.crm, now, NO_DESK, message))
+            fact = refused_dial_fact(request_id, None, click.number, click.crm, now, NO_DESK, message)
+            await loop.run_in_executor(None, self.apply, fact)
             return Reply.failure(request_id, NO_DESK, message)
         dial = Dial(
             request_id=request_id,
@@ -190,7 +192,11 @@ class Gateway:
         except TimeoutError:
             self.dialer.forget(request_id)
             reply = Reply.failure(request_id, TIMEOUT, "the phone did not answer the request in time")
-        if not reply.ok:
+        if reply.ok:
+            for adapter in self.adapters:
+                await loop.run_in_executor(None, adapter.dial_accepted, click.crm)
+        else:
             code, message = reply.error_code or "failed", reply.error_message or ""
-            self.apply(refused_dial_fact(request_id, click.desk, click.number, click.crm, now, code, message))
+            fact = refused_dial_fact(request_id, click.desk, click.number, click.crm, now, code, message)
+            await loop.run_in_executor(None, self.apply, fact)
         return reply

@@ -59,7 +59,7 @@ def step(state: CallState | None, fact: CallFact) -> tuple[CallState | None, lis
     kinds = list(_TRANSITIONS[(current, target)])
     if new.origin == "crm" and "register" in kinds:
         kinds.remove("register")
-    data = {"dial_only": True} if fact.type in _DIAL_ONLY else {}
+    data = {"dial_only": True, "refused": fact.type == "dial.refused"} if fact.type in _DIAL_ONLY else {}
     requests = [CrmRequest(kind, new, data) for kind in kinds]  # type: ignore[arg-type]
     if fact.type == "call.incoming" and state is None:
         requests.append(CrmRequest("lookup_caller", new))

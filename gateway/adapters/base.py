@@ -1,7 +1,8 @@
 """The interface between the gateway and one CRM.
 
 A subclass must implement ``deliver_one`` and may override ``deliver`` (to send several requests in
-one round trip, such as Bitrix24's ``batch``), ``caller_name``, ``wants`` and ``close``.
+one round trip, such as Bitrix24's ``batch``), ``caller_name``, ``wants``, ``dial_accepted`` and
+``close``.
 
 ``deliver`` gets the adapter's waiting requests, oldest first, and returns outcomes for a prefix of
 them, in the same order. Delivery must be idempotent by our call id: a request is repeated after a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from ..calls import CrmRequest
 from ..store import OutboxEntry
@@ -56,6 +58,9 @@ class CrmAdapter(ABC):
     @abstractmethod
     def deliver_one(self, entry: OutboxEntry) -> Outcome:
         """Send one request."""
+
+    def dial_accepted(self, crm: dict[str, Any] | None) -> None:  # noqa: B027 - optional hook
+        """A phone accepted a click-to-call carrying ``crm`` (its call is now in progress)."""
 
     def caller_name(self, number: str) -> str | None:
         """The CRM's name for a phone number, or None; called off the outbox, never queued."""

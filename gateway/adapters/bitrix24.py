@@ -308,11 +308,10 @@ class Bitrix24Adapter(CrmAdapter):
     def deliver(self, entries: list[OutboxEntry]) -> list[Outcome]:
         finishes = []
         for entry in entries:
-            if (
-                entry.request.kind != "finish"
-                or entry.attempts
-                or self._portal_call_id(entry.request.call) is None
-            ):
+            request = entry.request
+            if request.kind != "finish" or entry.attempts or request.data.get("refused"):
+                break  # a refused click needs its own check (see _finish)
+            if self._portal_call_id(request.call) is None:
                 break
             finishes.append(entry)
         if len(finishes) >= 2:
@@ -328,7 +327,7 @@ class Bitrix24Adapter(CrmAdapter):
                 self._register(request.call)
                 return Delivered()
             if request.kind == "finish":
-                return self._finish(request.call, entry.attempts)
+                return self._finish(request.call, entry.attempts, bool(request.data.get("refused")))
             return Delivered()
         except BitrixAPIError as error:
             return _outcome_of(error)
@@ -370,14 +369,30 @@ class Bitrix24Adapter(CrmAdapter):
             params["FAILED_REASON"] = reason
         return params
 
-    def _finish(self, call: CallState, attempts: int) -> Outcome:
+    def dial_accepted(self, crm: dict[str, Any] | None) -> None:
+        b24 = (crm or {}).get("b24")
+        if isinstance(b24, dict) and b24.get("call_id"):
+            with self._lock:
+                self.store.put(SCOPE, f"open:{b24['call_id']}", "1")
+
+    def _finish(self, call: CallState, attempts: int, refused: bool = False) -> Outcome:
         portal_call_id = self._portal_call_id(call) or self._register(call)
+        open_key = f"open:{portal_call_id}"
+        if refused and self.store.get(SCOPE, open_key) == "1":
+            # Bitrix24 hands a repeated click on the same number the CALL_ID of the call still
+            # alerting or talking at the desk: finishing it for the refusal would end that card.
+            logger.info(
+                "refused click-to-call shares CALL_ID %s with a call in progress: left open", portal_call_id
+            )
+            return Delivered()
         try:
             self._call("telephony.externalCall.finish", self._finish_params(call, portal_call_id))
         except BitrixAPIError as error:
             if NOT_FOUND in _describe(error) and attempts > 0:
                 return Delivered()  # an earlier try that timed out on our side did finish it
             raise
+        with self._lock:
+            self.store.put(SCOPE, open_key, "")
         return Delivered()
 
     def _finish_batch(self, entries: list[OutboxEntry]) -> list[Outcome]:
@@ -405,6 +420,9 @@ class Bitrix24Adapter(CrmAdapter):
                 outcomes.append(Delivered())
             else:
                 outcomes.append(Refused(str(error.get("error_description") or error)))
+        with self._lock:
+            for entry in entries:
+                self.store.put(SCOPE, f"open:{self._portal_call_id(entry.request.call)}", "")
         logger.info("finished %d calls in one batch", len(entries))
         return outcomes
 

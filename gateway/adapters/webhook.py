@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from crm_bridge.codec import format_time
+
 from ..calls import CallState, CrmRequest
 from ..config import WebhookConfig
 from ..store import OutboxEntry
@@ -44,9 +46,9 @@ def card(request: CrmRequest) -> dict[str, Any]:
             "origin": call.origin,
             "remote": {"number": call.remote_number, "name": call.remote_name},
             "crm": call.crm,
-            "started_at": call.started_at.isoformat(),
-            "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-            "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+            "started_at": format_time(call.started_at),
+            "answered_at": format_time(call.answered_at) if call.answered_at else None,
+            "ended_at": format_time(call.ended_at) if call.ended_at else None,
             "ring_s": call.ring_s,
             "talk_s": call.talk_s if call.phase == "ended" else None,
             "disposition": call.disposition if call.phase == "ended" else None,

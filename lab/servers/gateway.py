@@ -30,12 +30,11 @@ def gateway_config_text(
     webhook_url: str = "",
     webhook_steps: bool = False,
     log_level: str = "DEBUG",
+    bitrix24_extra: str = "",
     extra: str = "",
     client_id: str = "deskphone-gateway-lab",
     share_group: str = "",
     postgres_dsn: str = "",
-    rate_per_s: float = 2.0,
-    rate_burst: int = 50,
 ) -> str:
     """A ``gateway.toml`` for the lab: the broker, the inventory, a fake portal and/or a webhook."""
     text = f"""[mqtt]
@@ -78,9 +77,7 @@ client_secret = "{portal.client_secret}"
 oauth_server = "{portal.url}"
 ca_file = "{portal.ca_file}"
 line_number = "+4930555000"
-rate_per_s = {rate_per_s}
-rate_burst = {rate_burst}
-"""
+{bitrix24_extra}"""
     if webhook_url:
         text += f"""
 [webhook]

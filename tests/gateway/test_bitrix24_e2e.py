@@ -181,6 +181,19 @@ def test_wrong_application_token_is_refused_and_nothing_dials(  # type: ignore[n
         phone.wait_mode("alerting")
         dials = wait_until(lambda: watcher.client.on("deskphone/desk-test/cmd/dial"), 10, "the good cmd/dial")
         assert len(dials) == 1 and dials[0].json["crm"]["b24"]["call_id"] == good_call
+        # Another number clicked while the desk alerts: the phone says busy, that call is finished 486.
+        refused_call, answer = portal.click_to_call(ANNA, "1005")
+        assert answer.status_code == 200
+        finishes = wait_until(lambda: portal.finishes(refused_call), 15, "finish of the refused click")
+        assert finishes[0].params["STATUS_CODE"] == "486", finishes[0].params
+        assert finishes[0].params["FAILED_REASON"].startswith("busy")
+        # The same number clicked again: Bitrix24 hands out the CALL_ID of the call still alerting
+        # (its 30-minute rule); the refusal must not finish that card.
+        same_call, answer = portal.click_to_call(ANNA, ACME_NUMBER)
+        assert same_call == good_call and answer.status_code == 200
+        settled(b24_gateway, 0)
+        assert "left open" in b24_gateway.log_text()
+        assert portal.finishes(good_call) == [], "the card of the alerting click was finished"
     finally:
         watcher.close()
     assert kamailio_invites(kamailio) == []
