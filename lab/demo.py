@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from lab.bitrix24.portal import FakePortal
@@ -31,6 +32,7 @@ from lab.servers.ports import free_port
 PHONE_USER, PHONE_PASSWORD = "1001", "demo-phone-secret"
 FAR_USER, FAR_PASSWORD = "1002", "demo-far-secret"
 DEVICE_ID = "desk-1001"
+STATS_TOKEN = "demo-stats-token"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,13 +159,33 @@ def _start_gateway(run_dir: Path, broker: Mosquitto) -> tuple[FakePortal, Gatewa
     portal.start()
     inventory = run_dir / "office.csv"
     inventory.write_text(f"device_id,extension,name,crm_user\n{DEVICE_ID},{PHONE_USER},Demo desk,7\n")
+    _sample_last_month(run_dir / "gateway" / "state")
     gateway = start_gateway(
-        run_dir / "gateway", mqtt_port=broker.port, inventory=inventory, portal=portal, log_level="INFO"
+        run_dir / "gateway",
+        mqtt_port=broker.port,
+        inventory=inventory,
+        portal=portal,
+        log_level="INFO",
+        extra=f'[stats]\ntime_zone = "Europe/Berlin"\naccountants = "apart"\ntoken = "{STATS_TOKEN}"\n',
     )
     answer = portal.install(f"{gateway.url}/bitrix24/install")
     if answer.status_code != 200:
         print(f"the gateway refused the portal's ONAPPINSTALL: {answer.text}", file=sys.stderr)
     return portal, gateway
+
+
+def _sample_last_month(state_dir: Path) -> None:
+    """Last month's calls of five sample managers in the gateway's store, so /stats has figures before
+    the demo's own calls come in (this month)."""
+    from datetime import date
+
+    from gateway.sqlite_store import SqliteStore
+    from lab.stats_month import fill_store, month_of_calls
+
+    last = date.today().replace(day=1) - timedelta(days=1)
+    store = SqliteStore(state_dir)
+    fill_store(store, month_of_calls(last.year, last.month)[1])
+    store.close()
 
 
 def _print_gateway_instructions(run_dir: Path, portal: FakePortal, gateway: GatewayProcess) -> None:
@@ -183,6 +205,9 @@ or as any CRM through the gateway's own API:
 
 Calls from the far end (lab.farend dial {PHONE_USER}) pop a card at the portal and show "ACME GmbH" on the
 phone while it rings; the gateway's state: curl {gateway.url}/healthz
+
+Call statistics per manager (this month: the demo's calls; "Last month": five sample managers):
+  {gateway.url}/stats#token={STATS_TOKEN}
 """
     )
 
