@@ -67,10 +67,16 @@ class SimPhone:
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
         self.client.on_connect = lambda *a: self._connected.set()
-        self.client.connect(host, port, keepalive=60)
+        self._address = (host, port)
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float | None = 20.0) -> None:
+        """Connect; with ``timeout`` None, return at once (``wait_connected`` waits)."""
+        self.client.connect_async(*self._address, keepalive=60)
         self.client.loop_start()
+        if timeout is not None:
+            self.wait_connected(timeout)
+
+    def wait_connected(self, timeout: float) -> None:
         if not self._connected.wait(timeout):
             raise RuntimeError(f"{self.device_id}: no connection to the broker")
 
@@ -83,3 +89,35 @@ class SimPhone:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def serve(port: int, devices: list[str]) -> None:
+    """A fleet worker: connects ``devices``, prints ``ready``, then places the calls read from stdin
+    (JSON lines ``{"device": ..., "call_id": ..., "number": ...}``) until stdin closes.
+
+    One process holds a few hundred phones at most: paho waits on its sockets with ``select``, which
+    cannot watch descriptors past 1024, and each connection takes three."""
+    import json
+    import sys
+
+    phones: dict[str, SimPhone] = {}
+    for first in range(0, len(devices), 50):  # all at once time out in paho's connect on 2 cores
+        chunk = [SimPhone(device, port) for device in devices[first : first + 50]]
+        for phone in chunk:
+            phone.start(timeout=None)
+        for phone in chunk:
+            phone.wait_connected(60)
+            phones[phone.device_id] = phone
+    print("ready", flush=True)
+    for line in sys.stdin:
+        order = json.loads(line)
+        for event in call_events(order["number"], talk_s=order.get("talk_s", 20.0), call_id=order["call_id"]):
+            phones[order["device"]].publish(event)
+    for phone in phones.values():
+        phone.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(int(sys.argv[1]), sys.argv[2].split(","))
