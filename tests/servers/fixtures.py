@@ -28,14 +28,14 @@ BaresipFactory = Callable[..., Baresip]
 PhoneFactory = Callable[..., PhoneProcess]
 
 
-def _require(binary: str) -> None:
+def require_binary(binary: str) -> None:
     if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
         pytest.skip(f"{binary} is not installed")
 
 
 @pytest.fixture
 def kamailio(tmp_path: Path) -> Iterator[Kamailio]:
-    _require("kamailio")
+    require_binary("kamailio")
     server = Kamailio(tmp_path / "kamailio")
     server.start()
     try:
@@ -51,7 +51,7 @@ def tone_wav(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Iterator[BaresipFactory]:
-    _require("baresip")
+    require_binary("baresip")
     started: list[Baresip] = []
     counter = itertools.count(1)
 
@@ -123,7 +123,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A running anonymous broker; tests that want users/ACL build their own ``Mosquitto``."""
-    _require("mosquitto")
+    require_binary("mosquitto")
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
     try:
