@@ -4,8 +4,7 @@ Threads: paho's network thread (``loop_start``) runs the callbacks and the comma
 ``mqtt-outbox`` thread moves events from the outbox to paho. ``publish_event``, ``send_reply`` and
 ``update_status`` may be called from any thread and never wait for the network.
 
-A failed connection is logged once, with its reason (``diagnosis``), not once per retry; a new
-reason gets a new line. TLS files that cannot be loaded leave the bridge offline with one error line;
+A failed connection is logged once per outage and reason (``diagnosis``), not once per retry. TLS files that cannot be loaded leave the bridge offline with one error line;
 the phone goes on without the CRM either way.
 """
 
@@ -74,7 +73,8 @@ class CrmBridge:
         self._stopping = False
         self._started = False
         self._outage_since: float | None = None
-        self._outage_reason: str | None = None  # the reason last logged in this outage
+        self._outage_reasons: set[str] = set()  # the reasons logged in this outage
+        self._refused = False  # the broker refused the CONNECT: its disconnect is the same failure
         self._tls_read_error: str | None = None  # paho's last logged SSL error, read on disconnect
         self._tls_setup_error: str | None = None
         self.connects = 0
@@ -223,13 +223,15 @@ class CrmBridge:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
+            with self._lock:
+                self._refused = True
             self._outage(f"the broker refused the connection: {reason}")
             return
         self._commands.subscribe()
         with self._lock:
             self._connected = True  # only now: a command published from here on reaches us
             outage_since, self._outage_since = self._outage_since, None
-            self._outage_reason = None
+            self._outage_reasons.clear()
             self._tls_read_error = None
         self.connects += 1
         if outage_since is not None:
@@ -260,7 +262,8 @@ class CrmBridge:
             self._connected = False
             stopping = self._stopping
             tls_error, self._tls_read_error = self._tls_read_error, None
-        if stopping:
+            refused, self._refused = self._refused, False
+        if stopping or refused:
             return
         if tls_error is not None:
             self._outage(diagnosis.describe_tls_text(tls_error, self.settings))
@@ -272,8 +275,8 @@ class CrmBridge:
         with self._lock:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
-            new_reason = reason != self._outage_reason
-            self._outage_reason = reason
+            new_reason = reason not in self._outage_reasons
+            self._outage_reasons.add(reason)
             self.connect_failures += 1
         s = self.settings
         if new_reason:

@@ -30,12 +30,17 @@ def phone_config_text(
     user: str = PHONE_USER,
     password: str = PHONE_PASSWORD,
     mqtt_port: int | None = None,
+    mqtt_options: str = "",
     mic_file: Path | None = None,
     dialplan: str = "interdigit_timeout_s = 2",
     log_level: str = "DEBUG",
     extra: str = "",
 ) -> str:
-    mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
+    mqtt = (
+        f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n{mqtt_options}'
+        if mqtt_port
+        else "enabled = false\n"
+    )
     mic = f'mic_file = "{mic_file}"\n' if mic_file else ""
     return f"""[device]
 id = "{device_id}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,38 +17,12 @@ from crm_bridge.diagnosis import describe, describe_tls_text
 from firmware.commands import Dial
 from firmware.events import Event
 from lab.servers.certs import CertFiles, TestCa
-from lab.servers.mosquitto import BrokerTls, Mosquitto
+from lab.servers.mosquitto import Mosquitto
 from tests.crm_bridge.crm import CrmClient, wait_until
 from tests.crm_bridge.test_bridge_e2e import BASE, DEVICE, Submitted, settings_for
-from tests.servers.fixtures import require_binary
+from tests.servers.fixtures import TLS_REFUSALS, BrokerFactory, tls_refusal
 
-BrokerFactory = Callable[..., Mosquitto]
 ACL = f"user crm\ntopic readwrite deskphone/#\n\nuser {DEVICE}\ntopic readwrite {BASE}/#\n"
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> TestCa:
-    return TestCa(tmp_path / "ca")
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path, ca: TestCa) -> Iterator[BrokerFactory]:
-    """``tls_broker(server_cert)``: a mosquitto whose only listener is TLS with client certificates."""
-    require_binary("mosquitto")
-    started: list[Mosquitto] = []
-
-    def start(server: CertFiles) -> Mosquitto:
-        tls = BrokerTls(server.cert, server.key, ca.cert_path, require_certificate=True)
-        broker = Mosquitto(tmp_path / f"mosquitto-{len(started)}", tls=tls, acl=ACL)
-        started.append(broker)
-        broker.start()
-        return broker
-
-    try:
-        yield start
-    finally:
-        for broker in started:
-            broker.stop()
 
 
 def tls_settings(broker: Mosquitto, tmp_path: Path, trust: Path, client: CertFiles | None) -> MqttSettings:
@@ -65,9 +38,10 @@ def tls_settings(broker: Mosquitto, tmp_path: Path, trust: Path, client: CertFil
 
 @pytest.mark.e2e
 def test_events_and_commands_over_tls_with_client_certificates(
-    tls_broker: BrokerFactory, ca: TestCa, tmp_path: Path
+    tls_broker_factory: BrokerFactory, test_ca: TestCa, tmp_path: Path
 ) -> None:
-    broker = tls_broker(ca.issue_server("broker"))
+    ca = test_ca
+    broker = tls_broker_factory(ca.issue_server("broker"), acl=ACL)
     crm = CrmClient(broker.host, broker.port, tls=ca.issue_client("crm", "crm"))
     crm.subscribe(f"{BASE}/#")
     submitted = Submitted()
@@ -89,26 +63,17 @@ def test_events_and_commands_over_tls_with_client_certificates(
         crm.close()
 
 
-REFUSALS = {
-    "wrong CA": "not signed by a CA the phone trusts",
-    "expired": "certificate has expired",
-    "wrong host": "not valid for '127.0.0.1'",
-    "no client certificate": "requires a client certificate and the phone has none",
-}
-
-
 @pytest.mark.e2e
-@pytest.mark.parametrize("case", list(REFUSALS))
+@pytest.mark.parametrize("case", list(TLS_REFUSALS))
 def test_each_refusal_is_logged_once_with_its_reason(
-    case: str, tls_broker: BrokerFactory, ca: TestCa, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    case: str,
+    tls_broker_factory: BrokerFactory,
+    test_ca: TestCa,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = {
-        "expired": ca.issue_server("expired", expired=True),
-        "wrong host": ca.issue_server("elsewhere", host="broker.elsewhere.test"),
-    }.get(case) or ca.issue_server("broker")
-    trust = TestCa(tmp_path / "other-ca", "another CA").cert_path if case == "wrong CA" else ca.cert_path
-    client = None if case == "no client certificate" else ca.issue_client("phone", DEVICE)
-    broker = tls_broker(server)
+    server, trust, client = tls_refusal(case, test_ca, tmp_path, DEVICE)
+    broker = tls_broker_factory(server, acl=ACL)
     bridge = CrmBridge(tls_settings(broker, tmp_path, trust, client), DEVICE, Submitted())
     caplog.set_level(logging.DEBUG, logger="crm_bridge")
     bridge.start()
@@ -119,7 +84,7 @@ def test_each_refusal_is_logged_once_with_its_reason(
         bridge.stop()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert REFUSALS[case] in warnings[0]
+    assert TLS_REFUSALS[case] in warnings[0]
     assert warnings[0].startswith(f"broker 127.0.0.1:{broker.port}: TLS: ")
     assert "BEGIN" not in caplog.text  # no certificate or key material
 
