@@ -38,6 +38,9 @@ from tools.provisioning.provision import Result, check_target, provision
 from tools.provisioning.verify import verify_target
 
 HIDDEN = "(hidden)"
+BROKER_FILES = "/etc/mosquitto/deskphone"
+BROKER_CERT = "/etc/mosquitto/certs/deskphone-broker.crt"
+BROKER_KEY = "/etc/mosquitto/certs/deskphone-broker.key"
 
 
 def _err(message: str) -> None:
@@ -141,7 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--out-dir", type=Path, required=True, help="writes passwd (0600), acl, mosquitto-deskphone.conf"
     )
-    k.add_argument("--dry-run", action="store_true")
+    k.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    k.add_argument(
+        "--listen-address", default="", help="address the phones' listener binds (default: every interface)"
+    )
+    k.add_argument(
+        "--certfile",
+        default=BROKER_CERT,
+        help=f"with TLS: the broker's certificate on the broker's host (default {BROKER_CERT})",
+    )
+    k.add_argument(
+        "--keyfile",
+        default=BROKER_KEY,
+        help=f"with TLS: the certificate's private key on the broker's host (default {BROKER_KEY})",
+    )
     sidecar.add_broker_options(k)
     _add_site_options(k)
     k.set_defaults(handler=cmd_broker)
@@ -358,11 +374,21 @@ def cmd_broker(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_private(out / "passwd", broker.password_file(accounts))
     (out / "acl").write_text(broker.acl_file(devices, site, sidecar_acl), encoding="utf-8")
-    snippet = broker.mosquitto_snippet("/etc/mosquitto/deskphone/passwd", "/etc/mosquitto/deskphone/acl")
+    listener = broker.Listener(
+        site.mqtt_port,
+        args.listen_address,
+        args.certfile if site.mqtt_tls else None,
+        args.keyfile if site.mqtt_tls else None,
+    )
+    snippet = broker.mosquitto_snippet(f"{BROKER_FILES}/passwd", f"{BROKER_FILES}/acl", listener)
     (out / "mosquitto-deskphone.conf").write_text(snippet, encoding="utf-8")
     print(
         f"wrote {out / 'passwd'} ({len(accounts)} accounts, 0600), "
         f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
+    )
+    print(
+        f"listener: port {site.mqtt_port}, "
+        + (f"TLS with {args.certfile} and {args.keyfile}" if site.mqtt_tls else "plain MQTT (no TLS)")
     )
     print(f"CRM account: {site.crm_username} (password in {args.secrets})")
     return 0
