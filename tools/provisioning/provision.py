@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import tempfile
 from collections.abc import Callable
@@ -138,7 +139,7 @@ def _write_base(base: Path, target: Path, echo: Echo) -> None:
 
     try:
         copy_base_image(base, target, progress)
-    except OSError as exc:
+    except (OSError, EOFError, lzma.LZMAError) as exc:  # EOFError: a truncated .xz
         raise WriteFailed(
             f"{target}: writing the base image failed ({exc}); the target is incomplete"
         ) from exc
