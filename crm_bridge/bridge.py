@@ -4,8 +4,9 @@ Threads: paho's network thread (``loop_start``) runs the callbacks and the comma
 ``mqtt-outbox`` thread moves events from the outbox to paho. ``publish_event``, ``send_reply`` and
 ``update_status`` may be called from any thread and never wait for the network.
 
-A failed connection is logged once per outage and reason (``diagnosis``), not once per retry. TLS files that cannot be loaded leave the bridge offline with one error line;
-the phone goes on without the CRM either way.
+A failed connection is logged once per outage and reason (``diagnosis``), not once per retry. TLS
+files that cannot be loaded leave the bridge offline with one error line; the phone goes on without
+the CRM either way.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def _add_site_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--trusted-pbx", action="append", help="host allowed to auto-answer (repeatable)")
     g.add_argument("--broker-host", help="MQTT broker host")
-    g.add_argument("--broker-port", type=int, help="MQTT broker port (default 1883; a site file with tls: 8883)")
+    g.add_argument("--broker-port", type=int, help="MQTT broker port (default 1883; 8883 with tls in --site)")
     g.add_argument("--broker-tls", action="store_true", default=None, help="connect to the broker with TLS")
     g.add_argument("--no-mqtt", action="store_true", help="plain extensions without a CRM broker")
     g.add_argument("--topic-prefix", help="MQTT topic prefix (default deskphone)")
