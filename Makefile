@@ -54,11 +54,14 @@ format: deps-py
 
 # Ours vs baresip-as-the-phone (baresip-core's mqtt module), plus tests/faults: bench/results/results.md.
 # Start-up and audio-path figures sniff loopback (root or CAP_NET_RAW); without it they are skipped.
+# bench.broker_tls: connect -> CONNACK to the broker, plain vs TLS vs TLS with a client certificate.
 bench: deps
 	$(PY) -m bench.run
+	$(PY) -m bench.broker_tls
 
 bench-quick: deps
 	$(PY) -m bench.run --quick
+	$(PY) -m bench.broker_tls --quick
 
 dist: deps-py
 	rm -rf dist
