@@ -454,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted: a target being written may be half-written; provision it again")
+        _err(
+            "interrupted: an image file being written was removed; a card being written is "
+            "half-written: provision it again"
+        )
         return 1
     return result
 
