@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
+from lab.servers.baresip import Baresip
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
@@ -160,6 +161,17 @@ class PhoneProcess:
             lambda s: len(events_of(s, event_type)) >= nth, timeout, f"event {event_type} #{nth}"
         )
         return events_of(state, event_type)[nth - 1]
+
+    def call_and_hang_up(self, far: Baresip, number: str) -> None:
+        """Lift, dial ``number``, wait until the auto-answering ``far`` and the phone are in the call,
+        hang up and wait until ``far`` saw the call close."""
+        self.client.hook(True)
+        self.wait_mode("dialing")
+        self.client.keys(f"{number}#")
+        far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        self.wait_mode("in_call")
+        self.client.hook(False)
+        far.wait_for_event("CALL_CLOSED", timeout=10)
 
     def log_text(self) -> str:
         return read_log(self.log_path)

@@ -75,13 +75,7 @@ def test_refused_broker_is_logged_once_and_calls_still_work(  # type: ignore[no-
         lambda s: s["registered"] and s["mqtt"]["connect_failures"] >= 2, 30, "registration and retries"
     )
 
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    phone.wait_mode("in_call")
-    phone.client.hook(False)
-    far.wait_for_event("CALL_CLOSED", timeout=10)
+    phone.call_and_hang_up(far, "1002")
 
     state = phone.wait_for(lambda s: s["mqtt"]["connect_failures"] >= 3, 30, "a third retry")
     assert not state["mqtt"]["connected"]

@@ -241,6 +241,7 @@ def test_generated_snippet_opens_a_tls_listener_the_phones_use(tmp_path: Path) -
                 bridge.start()
             for bridge in bridges:
                 bridge.publish_event(Event(type="hook.offhook"))
+            crm.wait_for("deskphone/a/events", timeout=15)
             crm.wait_for("deskphone/b/events", timeout=15)
             assert {t for t, _ in crm.received} == {"deskphone/a/events", "deskphone/b/events"}
             assert all(b.connected for b in bridges)

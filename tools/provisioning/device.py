@@ -152,7 +152,7 @@ class Device:
     extension: str
     name: str = ""
     board: str = "rpi-v1"
-    owner: str = ""  # the CRM user at this desk; shown on the summary sheet only
+    owner: str = ""  # crm_user: the CRM user at this desk (the CRM gateway's); empty: a plain extension
     sip_password: str = field(default="", repr=False)
     mqtt_password: str = field(default="", repr=False)
 
