@@ -62,7 +62,7 @@ def describe_tls_text(text: str, settings: MqttSettings) -> str:
         if alert in upper:
             what = alert.lower().replace("_", " ")
             return f"TLS: the broker refused the phone's client certificate {settings.client_cert} ({what})"
-    return f"TLS handshake failed: {text.strip()}"
+    return f"TLS: {text.strip()}"  # e.g. the broker ended the TLS session
 
 
 def is_tls_error_text(text: str) -> bool:
