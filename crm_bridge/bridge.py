@@ -41,6 +41,7 @@ from .subscribe import CommandSubscriber
 logger = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0
+REMIND_AFTER_S = 3600.0  # a long outage's reason is logged again this often
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -74,7 +75,7 @@ class CrmBridge:
         self._stopping = False
         self._started = False
         self._outage_since: float | None = None
-        self._outage_reasons: set[str] = set()  # the reasons logged in this outage
+        self._outage_reasons: dict[str, float] = {}  # reason -> when it was last logged, this outage
         self._refused = False  # the broker refused the CONNECT: its disconnect is the same failure
         self._tls_read_error: str | None = None  # paho's last logged SSL error, read on disconnect
         self._tls_setup_error: str | None = None
@@ -272,21 +273,34 @@ class CrmBridge:
             self._outage(f"lost the broker connection ({reason})")
 
     def _outage(self, reason: str) -> None:
-        """Log a broker outage once per reason, not once per retry."""
+        """Log a broker outage once per reason (and again every ``REMIND_AFTER_S``), not per retry."""
+        now = time.monotonic()
         with self._lock:
             if self._outage_since is None:
-                self._outage_since = time.monotonic()
-            new_reason = reason not in self._outage_reasons
-            self._outage_reasons.add(reason)
+                self._outage_since = now
+            logged_at = self._outage_reasons.get(reason)
+            remind = logged_at is not None and now - logged_at >= REMIND_AFTER_S
+            if logged_at is None or remind:
+                self._outage_reasons[reason] = now
             self.connect_failures += 1
+            failures, since = self.connect_failures, self._outage_since
         s = self.settings
-        if new_reason:
+        if logged_at is None:
             logger.warning(
                 "broker %s:%d: %s; retrying with backoff up to %d s (calls work without the CRM meanwhile)",
                 s.host,
                 s.port,
                 reason,
                 s.reconnect_max_s,
+            )
+        elif remind:
+            logger.warning(
+                "broker %s:%d: still %s (%d failed attempts in %.0f min)",
+                s.host,
+                s.port,
+                reason,
+                failures,
+                (now - since) / 60,
             )
         else:
             logger.debug("broker %s:%d: %s (still)", s.host, s.port, reason)

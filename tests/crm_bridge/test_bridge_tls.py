@@ -119,3 +119,28 @@ def test_reasons_name_what_to_fix() -> None:
         "failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca",
         MqttSettings(tls=True, client_cert="/c.pem", client_key="/c.key"),
     )
+
+
+@pytest.mark.e2e
+def test_a_long_outage_is_recalled_now_and_then(
+    tls_broker_factory: BrokerFactory,
+    test_ca: TestCa,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import crm_bridge.bridge
+
+    monkeypatch.setattr(crm_bridge.bridge, "REMIND_AFTER_S", 0.0)  # every retry is "an hour later"
+    broker = tls_broker_factory(test_ca.issue_server("expired", expired=True))
+    bridge = CrmBridge(tls_settings(broker, tmp_path, test_ca.cert_path, None), DEVICE, Submitted())
+    bridge.start()
+    try:
+        wait_until(lambda: bridge.connect_failures >= 3, timeout=30)
+    finally:
+        bridge.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "retrying with backoff" in warnings[0]
+    assert len(warnings) >= 3 and all(
+        "still TLS: the broker's certificate has expired" in w for w in warnings[1:]
+    )
