@@ -10,6 +10,8 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# openssl: the broker certificate commands of docs/INSTALLING.md, run by tests/tools/test_broker.py
+APT_PACKAGES += openssl
 
 .PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 

@@ -20,7 +20,7 @@ import pytest
 
 from tools.provisioning.broker import check_password, hash_password
 
-from .conftest import SITE_ARGS, flash
+from .conftest import REPO, SITE_ARGS, flash
 
 
 def test_hash_format_and_check() -> None:
@@ -109,7 +109,9 @@ def office(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 class Client:
     """A paho client that records what it receives; waits use events, never sleeps."""
 
-    def __init__(self, port: int, user: str, password: str, ca: Path | None = None) -> None:
+    def __init__(
+        self, port: int, user: str, password: str, ca: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
         import paho.mqtt.client as mqtt
 
         self.received: list[tuple[str, bytes]] = []
@@ -126,7 +128,7 @@ class Client:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.connect("127.0.0.1", port)
+        self.client.connect(host, port)
         self.client.loop_start()
 
     def _on_connect(
@@ -200,26 +202,38 @@ def test_wrong_password_is_refused(office: tuple[int, dict[str, str]]) -> None:
         intruder.close()
 
 
+def _guide_certificates(workdir: Path, host: str) -> tuple[Path, Path, Path]:
+    """Run the certificate commands of INSTALLING.md (section 3) for ``host``: CA, certificate, key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    guide = (REPO / "docs" / "INSTALLING.md").read_text()
+    section = guide[guide.index("## 3. The broker") :]
+    commands = section[section.index("```sh\n") + 6 : section.index("```\n", section.index("```sh\n") + 6)]
+    workdir.mkdir()
+    script = commands.replace("crm-broker.office.example", host)
+    proc = subprocess.run(["bash", "-euc", script], cwd=workdir, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "broker.crt: OK" in proc.stdout, proc.stdout + proc.stderr
+    return workdir / "office-ca.pem", workdir / "broker.crt", workdir / "broker.key"
+
+
 @pytest.mark.e2e
 def test_generated_snippet_opens_a_tls_listener_the_phones_use(tmp_path: Path) -> None:
-    """The site's port with TLS and the installer's certificate: phones (the firmware's own bridge)
-    log in with their generated passwords and reach the CRM; a plain connection is not served."""
+    """The site's port with TLS and the certificate made as INSTALLING.md says: phones (the firmware's
+    own bridge) log in with their generated passwords and reach the CRM; plain MQTT is not served."""
     from crm_bridge import CrmBridge, MqttSettings
     from firmware.events import Event
-    from lab.servers.certs import TestCa
 
-    ca = TestCa(tmp_path / "office-ca")
-    server = ca.issue_server("broker")
+    ca, cert, key = _guide_certificates(tmp_path / "certs", host="localhost")
     port = _free_port()
     out, passwords = _broker_files(
         tmp_path, *SITE_ARGS, "--broker-tls", "--broker-port", str(port), "--listen-address", "127.0.0.1",
-        "--certfile", str(server.cert), "--keyfile", str(server.key),
+        "--certfile", str(cert), "--keyfile", str(key),
     )  # fmt: skip
     snippet = (out / "mosquitto-deskphone.conf").read_text()
-    assert f"listener {port} 127.0.0.1\ncertfile {server.cert}\nkeyfile {server.key}\n" in snippet
+    assert f"listener {port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n" in snippet
     with _serve(tmp_path, out, port):
-        crm = Client(port, "crm", passwords["crm"], ca=ca.cert_path)
-        settings = MqttSettings(host="127.0.0.1", port=port, tls=True, ca_file=str(ca.cert_path))
+        crm = Client(port, "crm", passwords["crm"], ca=ca, host="localhost")
+        settings = MqttSettings(host="localhost", port=port, tls=True, ca_file=str(ca))
         bridges = [
             CrmBridge(
                 replace(
