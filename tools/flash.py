@@ -381,32 +381,30 @@ def cmd_broker(args: argparse.Namespace) -> int:
     sidecar_accounts, sidecar_acl = sidecar.broker_part(args, devices, store, site)
     accounts += sidecar_accounts
     out = args.out_dir
-    if args.dry_run:
-        print(
-            f"would write {out / 'passwd'} ({len(accounts)} accounts), "
-            f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
-        )
-        return 0
-    store.save()
-    out.mkdir(parents=True, exist_ok=True)
-    write_private(out / "passwd", broker.password_file(accounts))
-    (out / "acl").write_text(broker.acl_file(devices, site, sidecar_acl), encoding="utf-8")
     listener = broker.Listener(
         site.mqtt_port,
         args.listen_address,
         args.certfile if site.mqtt_tls else None,
         args.keyfile if site.mqtt_tls else None,
     )
+    if args.dry_run:
+        print(
+            f"would write {out / 'passwd'} ({len(accounts)} accounts), "
+            f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
+        )
+        print(f"listener: {listener.describe()}")
+        return 0
+    store.save()
+    out.mkdir(parents=True, exist_ok=True)
+    write_private(out / "passwd", broker.password_file(accounts))
+    (out / "acl").write_text(broker.acl_file(devices, site, sidecar_acl), encoding="utf-8")
     snippet = broker.mosquitto_snippet(f"{BROKER_FILES}/passwd", f"{BROKER_FILES}/acl", listener)
     (out / "mosquitto-deskphone.conf").write_text(snippet, encoding="utf-8")
     print(
         f"wrote {out / 'passwd'} ({len(accounts)} accounts, 0600), "
         f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
     )
-    print(
-        f"listener: port {site.mqtt_port}, "
-        + (f"TLS with {args.certfile} and {args.keyfile}" if site.mqtt_tls else "plain MQTT (no TLS)")
-    )
+    print(f"listener: {listener.describe()}")
     print(f"CRM account: {site.crm_username} (password in {args.secrets})")
     return 0
 

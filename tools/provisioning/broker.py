@@ -103,6 +103,10 @@ class Listener:
     def tls(self) -> bool:
         return self.certfile is not None
 
+    def describe(self) -> str:
+        where = f"{self.address}:{self.port}" if self.address else f"port {self.port} on every interface"
+        return f"{where}, " + (f"TLS with {self.certfile} and {self.keyfile}" if self.tls else "plain MQTT")
+
 
 def mosquitto_snippet(passwd_path: str, acl_path: str, listener: Listener) -> str:
     """A file for ``/etc/mosquitto/conf.d/``: the phones' listener and the generated files in use.
