@@ -76,6 +76,7 @@ class CrmBridge:
         self._started = False
         self._outage_since: float | None = None
         self._outage_reasons: dict[str, float] = {}  # reason -> when it was last logged, this outage
+        self._outage_failures = 0
         self._refused = False  # the broker refused the CONNECT: its disconnect is the same failure
         self._tls_read_error: str | None = None  # paho's last logged SSL error, read on disconnect
         self._tls_setup_error: str | None = None
@@ -192,7 +193,7 @@ class CrmBridge:
                     keyfile=s.client_key,
                     cert_reqs=ssl.CERT_REQUIRED,
                 )
-            except (OSError, ssl.SSLError) as exc:  # unreadable files, or a key that does not match
+            except OSError as exc:  # unreadable files; ssl.SSLError (a key that does not match) is one too
                 self._tls_setup_error = f"TLS: cannot load {_tls_files(s)}: {exc.strerror or exc}"
         will_props = Properties(PacketTypes.WILLMESSAGE)
         client.will_set(
@@ -234,6 +235,7 @@ class CrmBridge:
             self._connected = True  # only now: a command published from here on reaches us
             outage_since, self._outage_since = self._outage_since, None
             self._outage_reasons.clear()
+            self._outage_failures = 0
             self._tls_read_error = None
         self.connects += 1
         if outage_since is not None:
@@ -283,7 +285,8 @@ class CrmBridge:
             if logged_at is None or remind:
                 self._outage_reasons[reason] = now
             self.connect_failures += 1
-            failures, since = self.connect_failures, self._outage_since
+            self._outage_failures += 1
+            failures, since = self._outage_failures, self._outage_since
         s = self.settings
         if logged_at is None:
             logger.warning(
