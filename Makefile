@@ -12,6 +12,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
 # openssl: the broker certificate commands of docs/INSTALLING.md, run by tests/tools/test_broker.py
 APT_PACKAGES += openssl
+# Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
+# (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
+APT_PACKAGES += linphone-cli iproute2
 
 .PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 

@@ -111,6 +111,7 @@ class SipConfig:
     tls_verify_server: Annotated[bool, check.boolean] = True
     trusted_pbx: Annotated[tuple[str, ...], check.array(check.host)] = ()
     do_not_disturb: Annotated[bool, check.boolean] = False
+    accept_transfer: Annotated[bool, check.boolean] = True  # false: a far end's REFER gets 603 Decline
 
     @property
     def registrar_host(self) -> str:

@@ -106,6 +106,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
         mic_file: Path | None = None,
         device_id: str = "desk-test",
         extra: str = "",
+        sip_extra: str = "",
         workdir: Path | None = None,
     ) -> PhoneProcess:
         kamailio.add_user(user, register_password if register_password is not None else password)
@@ -121,6 +122,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
             mqtt_port=mqtt_port,
             mqtt_options=mqtt_options,
             mic_file=mic_file,
+            sip_extra=sip_extra,
             extra=extra,
         )
         phone = PhoneProcess(workdir, text, sip_port)
