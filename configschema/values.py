@@ -81,6 +81,8 @@ def string(pattern: str | None = None, rule: str = "") -> Check:
         if not isinstance(value, str):
             raise Invalid(f"must be a string, got {shown(value)}")
         if compiled and not compiled.fullmatch(value):
+            if not value:
+                raise Invalid(f"required: {rule}")
             raise Invalid(f"must be {rule}, got {value!r}")
         return value
 

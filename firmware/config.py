@@ -49,7 +49,14 @@ SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    id: Annotated[str, check.string(r"[a-z0-9_-]{1,64}", "1-64 lowercase letters, digits, '-' or '_'")]
+    # a topic level and the broker user name; tools/provisioning/device.py checks the same rule
+    id: Annotated[
+        str,
+        check.string(
+            r"[a-z0-9][a-z0-9_-]{0,63}",
+            "lower-case letters, digits, '-' and '_', 1-64 long, starting with a letter or digit",
+        ),
+    ]
     name: Annotated[str, check.string()] = ""
 
 
