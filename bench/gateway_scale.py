@@ -6,8 +6,8 @@ fake Bitrix24 portal. Figures, written to ``bench/results/gateway_scale.json``:
 
 - card latency (``call.incoming`` published -> ``register`` at the portal), median and p99, at 1, 5
   and 20 calls/s, one instance, a portal without rate limit; CPU and memory of that instance;
-- the highest rate (of 10, 20, 50, 100 calls/s) that one instance (SQLite) and two instances (PostgreSQL, shared
-  subscription) sustain: every call carded within 3 s of the end of a 10 s run;
+- the highest rate (of 10, 20, 50, 100 calls/s) that one instance (SQLite) and two instances
+  (PostgreSQL, shared subscription) sustain: every call carded within 3 s of the end of a 10 s run;
 - a portal with Bitrix24's limit (50 burst, 2 requests/s): requests per second it took, 503s, and what
   the pop-up latency is when finishes go in ``batch``.
 """
