@@ -103,6 +103,8 @@ class SipConfig:
     tls_ca_file: Annotated[Path | None, check.path] = None
     tls_verify_server: Annotated[bool, check.boolean] = True
     trusted_pbx: Annotated[tuple[str, ...], check.array(check.host)] = ()
+    only_from_pbx: Annotated[bool, check.boolean] = True  # INVITEs only from the registrar and trusted_pbx
+    max_calls: Annotated[int, check.integer(1, 16)] = 4  # calls up at once; more INVITEs get 486
     do_not_disturb: Annotated[bool, check.boolean] = False
 
     @property

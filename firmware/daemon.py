@@ -250,6 +250,9 @@ class Daemon:
             tls_ca_file=str(sip.tls_ca_file or ""),
             tls_verify_server=sip.tls_verify_server,
             user_agent=f"deskphone/{__version__}",
+            max_calls=sip.max_calls,
+            only_from_pbx=sip.only_from_pbx,
+            trusted_pbx=tuple(sip.trusted_pbx),
         )
 
     def _make_bridge(self) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sip_stack.admission import MAX_CALLS_LIMIT
+
 TRANSPORTS = ("udp", "tcp", "tls")
 TONE_PLANS = ("eu", "us", "ru")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
@@ -38,6 +40,9 @@ class SipSettings:
     tls_ca_file: str = ""
     tls_verify_server: bool = True
     user_agent: str = "deskphone"
+    max_calls: int = 4  # calls up at once (active, held, waiting, a transfer's consultation); more get 486
+    only_from_pbx: bool = True  # INVITEs only from the registrar and ``trusted_pbx`` (403 otherwise)
+    trusted_pbx: tuple[str, ...] = ()  # host names, addresses or CIDR networks
     log_level: int = 3  # pjsip log level 0..6, forwarded to the Python logger
 
     def __post_init__(self) -> None:
@@ -56,9 +61,12 @@ class SipSettings:
             errors.append(f"frame_ms {self.frame_ms} is not supported")
         if not 0 <= self.local_port <= 65535:
             errors.append("local_port out of range")
+        if not 1 <= self.max_calls <= MAX_CALLS_LIMIT:
+            errors.append(f"max_calls must be 1..{MAX_CALLS_LIMIT}, not {self.max_calls}")
         if errors:
             raise ValueError("; ".join(errors))
         object.__setattr__(self, "codecs", tuple(self.codecs))
+        object.__setattr__(self, "trusted_pbx", tuple(self.trusted_pbx))
 
     @property
     def registrar_host(self) -> str:
