@@ -11,6 +11,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
 
+# kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py); openssl makes the test CA
+APT_PACKAGES += kamailio-tls-modules openssl
+
 .PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
 
 all: test

@@ -14,6 +14,9 @@ stranger on the LAN). Kinds (``--kinds``, round-robin, one datagram each):
 - ``header_flood``: an INVITE with 300 Via headers, and one with a 3 KB header value
 
 Replies are read and counted by status code; the summary is one JSON line on stdout.
+``FloodMix`` runs the mix the tests and the bench use: half the rate as every kind from a stranger
+(127.0.0.2), a quarter as INVITE+CANCEL from the PBX's own address (127.0.0.1, as a spoofer would) and
+a quarter as sipp's INVITE+CANCEL scenario (``lab/sipp/invite_cancel.xml``) from 127.0.0.3.
 """
 
 from __future__ import annotations
@@ -24,12 +27,18 @@ import itertools
 import json
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+SIPP_SCENARIO = Path(__file__).resolve().parent / "sipp" / "invite_cancel.xml"
+SCANNER, SPOOFED_PBX, SIPP_SOURCE = "127.0.0.2", "127.0.0.1", "127.0.0.3"
 KINDS = ("invite_cancel", "valid", "truncated", "oversized", "wrong_length", "binary", "header_flood")
 
 _SDP = (
@@ -47,6 +56,7 @@ class Flood:
         self.user = user
         self.rand = random.Random(seed)
         self.tag = f"{os.getpid()}"
+        self.from_user = "scan-" + self.src.replace(".", "-")  # whose ghost call it was, in the events
 
     def request(
         self, method: str, n: int, *, user: str | None = None, body: str = "", extra: str = "",
@@ -59,11 +69,11 @@ class Flood:
             f"Via: SIP/2.0/UDP {self.src}:{self.src_port};branch=z9hG4bKscan{self.tag}x{n};rport\r\n"
             f"{extra}"
             "Max-Forwards: 70\r\n"
-            f'From: "scanner" <sip:100@{self.src}>;tag=s{self.tag}x{n}\r\n'
+            f'From: "scanner" <sip:{self.from_user}@{self.src}>;tag=s{self.tag}x{n}\r\n'
             f"To: <sip:{user}@{self.host}>\r\n"
             f"Call-ID: scan-{self.tag}-{n}@{self.src}\r\n"
             f"CSeq: 1 {cseq_method or method}\r\n"
-            f"Contact: <sip:100@{self.src}:{self.src_port}>\r\n"
+            f"Contact: <sip:{self.from_user}@{self.src}:{self.src_port}>\r\n"
             "User-Agent: friendly-scanner\r\n"
             f"{ctype}"
             f"Content-Length: {length if length is not None else len(body)}\r\n\r\n"
@@ -157,6 +167,73 @@ def _drain(sock: socket.socket, replies: Counter[str]) -> None:
             replies[first[1].decode(errors="replace") if is_response else "?"] += 1
     except BlockingIOError:
         return
+
+
+class FloodMix:
+    """The three floods at once, at ``rate`` datagrams/s in all, for ``seconds``."""
+
+    def __init__(
+        self,
+        port: int,
+        rate: float,
+        seconds: float,
+        workdir: Path,
+        *,
+        user: str = "1001",
+        spoof_pbx: bool = True,
+    ) -> None:
+        """Without ``spoof_pbx`` the PBX's quarter comes from the stranger too: a scanner's flood only."""
+        self.port, self.rate, self.seconds, self.user = port, rate, seconds, user
+        self.spoof_pbx = spoof_pbx
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._raw(SCANNER, self.rate * 0.5, ",".join(KINDS))
+        self._raw(SPOOFED_PBX if self.spoof_pbx else SCANNER, self.rate * 0.25, "invite_cancel")
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            raise RuntimeError("sipp is not installed (apt: sip-tester)")
+        calls_per_8s = max(1, round(self.rate * 0.25 / 2 * 8))  # two datagrams a call
+        calls = int(calls_per_8s * self.seconds / 8)
+        cmd = [sipp, f"127.0.0.1:{self.port}", "-sf", str(SIPP_SCENARIO), "-i", SIPP_SOURCE, "-p", "0",
+               "-s", self.user, "-r", str(calls_per_8s), "-rp", "8000", "-m", str(calls), "-nostdin",
+               "-timeout", f"{self.seconds + 20:.0f}s"]  # fmt: skip
+        with (self.workdir / "sipp.log").open("w") as log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=self.workdir,
+            )
+        self.procs.append(proc)
+
+    def _raw(self, source: str, rate: float, kinds: str) -> None:
+        cmd = [sys.executable, "-m", "lab.flood", "--port", str(self.port), "--rate", str(rate), "--seconds",
+               str(self.seconds), "--source", source, "--user", self.user, "--kinds", kinds]  # fmt: skip
+        self.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                           cwd=Path(__file__).resolve().parents[1]))  # fmt: skip
+
+    def running(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def wait(self) -> list[dict[str, Any]]:
+        """Wait for the floods to end; the raw floods' summaries (scanner first)."""
+        summaries = []
+        for proc in self.procs:
+            out, _ = proc.communicate(timeout=self.seconds + 60)
+            if out:
+                summaries.append(json.loads(out.strip().splitlines()[-1]))
+        return summaries
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Forward pjsip's log into Python logging (logger ``sip_stack.pjsip``), at a bounded rate.
 
-pjsua logs a few lines for every call, refused ones included: a flood of INVITEs would write hundreds
-of lines a second to the phone's SD card. Past ``BURST`` lines, at most ``LINES_PER_S`` a second go
-through; the number left out is logged with the next line that does.
+pjsua logs a few lines for every call, and pjsip every packet it cannot parse, whole, as an error: a
+flood would write megabytes a minute to the phone's SD card. Past ``BURST`` lines, at most
+``LINES_PER_S`` a second go through, errors included; the number left out is logged with the next
+line that does.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class PjLogWriter(pj.LogWriter):
             now = time.monotonic()
             self._tokens = min(BURST, self._tokens + (now - self._at) * LINES_PER_S)
             self._at = now
-            if self._tokens < 1.0 and level < logging.ERROR:
+            if self._tokens < 1.0:
                 self._left_out += 1
                 return
             self._tokens = max(0.0, self._tokens - 1.0)
