@@ -57,6 +57,12 @@ _TRANSPORTS = {
     "tls": pj.PJSIP_TRANSPORT_TLS,
 }
 
+_SRTP = {
+    "off": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+}
+
 EventCallback = Callable[[events.SipEvent], None]
 
 
@@ -307,6 +313,11 @@ class UserAgent:
         acfg.regConfig.firstRetryIntervalSec = s.retry_interval_s
         acfg.sipConfig.proxies.append(f"sip:{s.registrar};lr{params}")
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", s.auth_username, 0, s.password))
+        acfg.mediaConfig.srtpUse = _SRTP[s.srtp]
+        # SDES keys travel in the SDP: pjsua wants TLS for them by default (srtpSecureSignaling 1);
+        # over UDP/TCP check-config warns instead, and SRTP still keeps the media itself private.
+        acfg.mediaConfig.srtpSecureSignaling = 1 if s.transport == "tls" else 0
+        acfg.mediaConfig.srtpOpt.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
         mt = acfg.mediaConfig.transportConfig
         mt.port = s.media_port_start
         mt.portRange = 100
@@ -451,6 +462,24 @@ class UserAgent:
         if number.lower().startswith(("sip:", "sips:")):
             return number
         return f"sip:{number}@{self.settings.sip_domain}{self.settings.uri_params()}"
+
+    def _transport_state(self, prm: pj.OnTransportStateParam) -> None:
+        """A TLS connection up (cipher, whose certificate), or refused for its certificate (and why)."""
+        tls = prm.tlsInfo
+        if tls.verifyStatus == 0 and not (tls.established and prm.state == pj.PJSIP_TP_STATE_CONNECTED):
+            return
+        subject = str(tls.remoteCertInfo.subjectCn) if tls.established else "?"
+        if tls.verifyStatus != 0:
+            why = "; ".join(tls.verifyMsgs)
+            ca_file = self.settings.tls_ca_file or "not set"
+            logger.error("TLS to %s refused: the server's certificate (CN %s) failed verification: %s "
+                         "(tls_ca_file %s)", tls.remoteAddr, subject, why, ca_file)  # fmt: skip
+        else:
+            checked = (
+                "verified" if self.settings.tls_verify_server else "NOT verified (tls_verify_server off)"
+            )
+            logger.info("TLS to %s established: %s, certificate CN %s %s", tls.remoteAddr, tls.cipherName,
+                        subject, checked)  # fmt: skip
 
     def _calls_up(self) -> int:
         return sum(not call.ignored for call in self._calls.values())

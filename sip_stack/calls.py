@@ -26,6 +26,9 @@ class SipEndpoint(pj.Endpoint):
         super().__init__()
         self._agent = agent
 
+    def onTransportState(self, prm: pj.OnTransportStateParam) -> None:
+        self._agent._transport_state(prm)
+
     def onSelectAccount(self, prm: pj.OnSelectAccountParam) -> None:
         index = self._agent._select_account(str(prm.rdata.srcAddress), str(prm.rdata.wholeMsg))
         if index is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sip_stack.admission import MAX_CALLS_LIMIT
 
 TRANSPORTS = ("udp", "tcp", "tls")
+SRTP_MODES = ("off", "optional", "mandatory")  # SDES (RFC 4568) keys in the SDP
 TONE_PLANS = ("eu", "us", "ru")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
 
@@ -39,6 +40,7 @@ class SipSettings:
     tone_plan: str = "eu"
     tls_ca_file: str = ""
     tls_verify_server: bool = True
+    srtp: str = "off"  # "optional": offer RTP/AVP with crypto; "mandatory": RTP/SAVP, plain offers get 488
     user_agent: str = "deskphone"
     max_calls: int = 4  # calls up at once (active, held, waiting, a transfer's consultation); more get 486
     only_from_pbx: bool = True  # INVITEs only from the registrar and ``trusted_pbx`` (403 otherwise)
@@ -53,6 +55,8 @@ class SipSettings:
             errors.append("user is required")
         if self.transport not in TRANSPORTS:
             errors.append(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        if self.srtp not in SRTP_MODES:
+            errors.append(f"srtp must be one of {SRTP_MODES}, not {self.srtp!r}")
         if self.tone_plan not in TONE_PLANS:
             errors.append(f"tone_plan must be one of {TONE_PLANS}, not {self.tone_plan!r}")
         if self.clock_rate not in (8000, 16000, 32000, 48000):
