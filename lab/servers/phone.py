@@ -34,7 +34,9 @@ def phone_config_text(
     dialplan: str = "interdigit_timeout_s = 2",
     log_level: str = "DEBUG",
     extra: str = "",
+    sip_extra: str = "",
 ) -> str:
+    """The phone's config; ``sip_extra`` are more lines of its ``[sip]`` table, ``extra`` more tables."""
     mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
     mic = f'mic_file = "{mic_file}"\n' if mic_file else ""
     return f"""[device]
@@ -57,6 +59,7 @@ bind_address = "{LOOPBACK}"
 media_port = {free_port()}
 retry_interval_s = 2
 trusted_pbx = ["{LOOPBACK}"]
+{sip_extra}
 
 [dialplan]
 {dialplan}
