@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flood", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each flood")
     parser.add_argument("--rates", default=",".join(map(str, RATES)))
+    parser.add_argument("--mixes", default="scanner,spoofed")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rates.split(",")]
     rows: list[dict[str, Any]] = []
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             far.start()
             phone.start()
             phone.wait_for(lambda s: s["registered"], timeout=20, what="registration")
-            for mix_name in ("scanner", "spoofed"):
+            for mix_name in args.mixes.split(","):
                 for rate in rates:
                     rows.append(flood_once(lab, mix_name, rate, args.seconds))
                     print(json.dumps(rows[-1]), flush=True)

@@ -105,7 +105,7 @@ class SipConfig:
     srtp: Annotated[str, check.one_of("off", "optional", "mandatory")] = "off"  # SDES-keyed SRTP
     trusted_pbx: Annotated[tuple[str, ...], check.array(check.host)] = ()
     only_from_pbx: Annotated[bool, check.boolean] = True  # INVITEs only from the registrar and trusted_pbx
-    max_calls: Annotated[int, check.integer(1, 16)] = 4  # calls up at once; more INVITEs get 486
+    max_calls: Annotated[int, check.integer(1, 12)] = 4  # calls up at once; more INVITEs get 486
     do_not_disturb: Annotated[bool, check.boolean] = False
 
     @property

@@ -3,17 +3,19 @@
 A SIP scanner's burst of INVITEs (each with an SDP offer, each CANCELled at once) made pjsua open an
 RTP and an RTCP socket per INVITE; pjmedia's ioqueue holds 64 sockets and keeps a closed one for
 500 ms before reuse, so a few dozen INVITEs within half a second aborted the process (an assertion in
-``pj_ioqueue_register_sock2``). The user agent asks ``Admission.decide`` about every INVITE in
-``onSelectAccount``, which pjsua calls before it creates the call's media; a refused INVITE is
-handed to an account whose media transport is a socket-less loop and is answered at once with the
-refusal's code, without ringing and without reaching the firmware. In order:
+``pj_ioqueue_register_sock2``). The user agent asks ``Admission.decide`` about every INVITE before
+pjsua creates anything for it (``sip_stack.prefilter``, or ``onSelectAccount`` as the fallback); a
+refused INVITE is answered at once with the refusal's code, without ringing and without reaching the
+firmware. In order:
 
 1. ``403`` from a source that is not the registrar or a trusted PBX, when ``only_from_pbx`` is on
    ("accept SIP only from the PBX", the protection against ghost calls);
 2. ``404`` for a Request-URI user that is not ours (a scanner, or a misrouted call);
 3. ``486`` when ``max_calls`` calls are up already;
 4. ``486`` when more than ``ADMISSIONS_BURST`` INVITEs, refilled at ``ADMISSIONS_PER_S``, were taken
-   on lately: the bound on how fast calls (and their sockets) can be made, whoever sends them.
+   on lately: the bound on how fast calls (and their sockets) can be made. The registrar's own
+   signalling address (host and port) has a bucket of its own, so that a flood sent from the PBX's
+   host (a spoofer, another process on it) does not use up the rate of the PBX's real calls.
 
 Refusals are logged once per source and then summed up every ``SUMMARY_INTERVAL_S``, so a flood
 does not flood the log.
@@ -35,9 +37,9 @@ ADMISSIONS_PER_S = 4.0
 SUMMARY_INTERVAL_S = 10.0
 FLOOD_REFUSALS = 100  # refusals that make a flood, after which the heap is trimmed once it is over
 QUIET_BEFORE_TRIM_S = 40.0  # Timer H (64 * T1 = 32 s) has ended the last refused INVITE's transaction
-MAX_CALLS_LIMIT = 16
+MAX_CALLS_LIMIT = 12
 """pjmedia's ioqueue (64 sockets) holds 2 per live call plus 2 per call ended in the last 500 ms: with
-the admission rate above that is at most 2 * 16 + 2 * (4 + 4 * 0.5) = 44 sockets."""
+two buckets at the admission rate above that is at most 2 * 12 + 2 * 2 * (4 + 4 * 0.5) = 48 sockets."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Admission:
         *,
         only_from_pbx: bool = True,
         max_calls: int = 4,
+        registrar_port: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= max_calls <= MAX_CALLS_LIMIT:
@@ -120,6 +123,9 @@ class Admission:
         self.max_calls = max_calls
         self._clock = clock
         self._bucket = TokenBucket(ADMISSIONS_BURST, ADMISSIONS_PER_S, clock)
+        self._registrar_bucket = TokenBucket(ADMISSIONS_BURST, ADMISSIONS_PER_S, clock)
+        self.registrar_port = registrar_port
+        self.registrar_hosts: set[str] = set()
         self._refused: Counter[str] = Counter()
         self._sources_logged: set[str] = set()
         self._summary_at = clock() + SUMMARY_INTERVAL_S
@@ -127,10 +133,13 @@ class Admission:
         self._refused_since_trim = 0
         self._last_refusal_at = 0.0
 
-    def trust(self, hosts: Iterable[str]) -> None:
+    def trust(self, hosts: Iterable[str], registrar: bool = False) -> None:
+        """Trust ``hosts`` too; ``registrar``: they are the registrar's (its own rate bucket)."""
         for host in hosts:
             if host not in self.trusted:
                 self.trusted.append(host)
+            if registrar:
+                self.registrar_hosts.add(split_host(host))
 
     def decide(self, source: str, request_user: str | None, calls_up: int) -> Refusal | None:
         """None to take the INVITE on, or the refusal to answer it with."""
@@ -150,9 +159,14 @@ class Admission:
             return NOT_FOR_US
         if not self.room_for_call(calls_up):
             return BUSY
-        if not self._bucket.take():
+        bucket = self._registrar_bucket if self._from_registrar(source) else self._bucket
+        if not bucket.take():
             return TOO_FAST
         return None
+
+    def _from_registrar(self, source: str) -> bool:
+        port = source.rsplit(":", 1)[1] if source.count(":") == 1 or "]:" in source else ""
+        return split_host(source) in self.registrar_hosts and port == str(self.registrar_port)
 
     def heap_trim_due(self) -> bool:
         """True once after a flood: ``QUIET_BEFORE_TRIM_S`` after the last of ``FLOOD_REFUSALS``."""

@@ -85,6 +85,7 @@ class UserAgent:
             (*settings.trusted_pbx, settings.registrar_host),
             only_from_pbx=settings.only_from_pbx,
             max_calls=settings.max_calls,
+            registrar_port=settings.registrar_port,
         )
         self._status_lock = threading.Lock()
         self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
@@ -340,7 +341,7 @@ class UserAgent:
         except OSError as exc:
             logger.warning("registrar %s not resolved (%s); trusted by name only for now", host, exc)
             return
-        self._admission.trust(str(info[4][0]) for info in infos)
+        self._admission.trust((str(info[4][0]) for info in infos), registrar=True)
 
     def _shutdown(self) -> None:
         ep = self._ep
@@ -484,11 +485,11 @@ class UserAgent:
     def _calls_up(self) -> int:
         return sum(not call.ignored for call in self._calls.values())
 
-    def _prefilter_decide(self, source_host: str, whole_msg: str) -> int | None:
+    def _prefilter_decide(self, source: str, whole_msg: str) -> int | None:
         """The stateless filter's question about an INVITE: the code to refuse it with, or None."""
         if sipmsg.has_to_tag(whole_msg):
             return None  # a re-INVITE in a dialog we have
-        refusal = self._admission.decide(source_host, sipmsg.request_user(whole_msg), self._calls_up())
+        refusal = self._admission.decide(source, sipmsg.request_user(whole_msg), self._calls_up())
         self._admitted_call_id = None if refusal else sipmsg.call_id(whole_msg)
         return refusal.code if refusal else None
 

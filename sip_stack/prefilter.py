@@ -4,13 +4,13 @@ pjsua2 has no hook before pjsua creates a call: an INVITE it answers even with 4
 a dialog and ~40 KB of pools for Timer H (32 s) waiting for the ACK a scanner never sends, and
 retransmits the answer about ten times meanwhile. A flood of 500 INVITEs/s grew the phone by 450 MB
 that way and made it an amplifier. This module sits between pjsip's transaction layer and its dialog
-layer (priority 31) and asks ``decide(source_host, message_text)`` about every INVITE outside a
+layer (priority 31) and asks ``decide(source, message_text)`` about every INVITE outside a
 dialog; a status code is sent back at once with ``pjsip_endpt_respond_stateless``, and the INVITE
 goes no further. pjsip's C API is reached through ctypes (``pjsip_endpt_register_module``,
 ``pjsip_endpt_respond_stateless``); the fields of ``pjsip_rx_data`` read here (``pkt_info.src_name``,
-``msg_info.msg_buf``/``len``) are laid out as in pjproject 2.15's headers, and every request checks
-them against each other (the message lies inside the received packet, the source is an address)
-before trusting them: on a mismatch the module logs one error and lets every request through, and
+``src_port``, ``msg_info.msg_buf``, ``len``) are laid out as in pjproject 2.15's headers, and every
+request checks them against each other (the message lies inside the received packet, the source is
+an address) before trusting them: on a mismatch the module logs one error and lets every request through, and
 the user agent's slower refusal in ``onSelectAccount`` still applies.
 
 It runs on the thread that polls pjsip's ioqueue: the ``sip`` thread (``threadCnt=0``).
@@ -168,7 +168,7 @@ class _LayoutMismatch(Exception):
 
 
 def _read(rdata_ptr: int) -> tuple[str, str] | None:
-    """(source host, message text) of an out-of-dialog INVITE, None for any other request."""
+    """(source ``host:port``, message text) of an INVITE, None for any other request."""
     rdata = _RxData.from_address(rdata_ptr)
     packet_at = rdata_ptr + _RxData.pkt_info.offset + _PktInfo.packet.offset
     packet_len = rdata.pkt_info.len
@@ -177,11 +177,15 @@ def _read(rdata_ptr: int) -> tuple[str, str] | None:
         raise _LayoutMismatch(f"lengths {packet_len}/{msg_len}")
     if not packet_at <= msg_at <= packet_at + packet_len - msg_len:
         raise _LayoutMismatch("message outside its packet")
-    source = rdata.pkt_info.src_name.decode("ascii", "replace")
+    host = rdata.pkt_info.src_name.decode("ascii", "replace")
+    port = rdata.pkt_info.src_port
     try:
-        ipaddress.ip_address(source)
+        address = ipaddress.ip_address(host)
     except ValueError:
-        raise _LayoutMismatch(f"source {source!r} is not an address") from None
+        raise _LayoutMismatch(f"source {host!r} is not an address") from None
+    if not 0 < port < 65536:
+        raise _LayoutMismatch(f"source port {port}")
+    source = f"[{host}]:{port}" if address.version == 6 else f"{host}:{port}"
     head = ctypes.string_at(msg_at, min(msg_len, 7))
     if head != b"INVITE ":
         return None

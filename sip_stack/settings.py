@@ -80,6 +80,14 @@ class SipSettings:
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
     @property
+    def registrar_port(self) -> int:
+        """The registrar's port as given, else the transport's default (5061 for TLS, 5060)."""
+        rest = self.registrar[len(self.registrar_host) :]
+        if rest.startswith(":") and rest[1:].isdigit():
+            return int(rest[1:])
+        return 5061 if self.transport == "tls" else 5060
+
+    @property
     def sip_domain(self) -> str:
         return self.domain or self.registrar_host
 

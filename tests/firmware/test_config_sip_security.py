@@ -39,7 +39,7 @@ def test_tls_with_verification_but_no_ca_file_is_refused() -> None:
 @pytest.mark.parametrize(("keys", "error"), [
     ({"srtp": "always"}, "sip.srtp: must be one of off, optional, mandatory, got 'always'"),
     ({"max_calls": 0}, "sip.max_calls"),
-    ({"max_calls": 17}, "sip.max_calls"),
+    ({"max_calls": 13}, "sip.max_calls"),
     ({"only_from_pbx": "yes"}, "sip.only_from_pbx"),
 ])  # fmt: skip
 def test_bad_values_name_their_key(keys: dict[str, object], error: str) -> None:

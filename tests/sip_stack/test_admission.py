@@ -88,7 +88,7 @@ def test_new_calls_past_the_admission_rate_get_486_and_the_rate_refills() -> Non
 
 def test_max_calls_is_bounded_by_the_media_socket_budget() -> None:
     with pytest.raises(ValueError, match="max_calls"):
-        Admission("1001", [], max_calls=17)
+        Admission("1001", [], max_calls=13)
 
 
 def test_refusals_are_logged_once_per_source_then_summed_up(caplog: pytest.LogCaptureFixture) -> None:
@@ -127,3 +127,15 @@ def test_dialog_and_call_id_of_a_raw_request() -> None:
     assert sipmsg.has_to_tag(reinvite)
     assert sipmsg.call_id(invite) == sipmsg.call_id(reinvite) == "abc@x"
     assert sipmsg.call_id("INVITE sip:1001@h SIP/2.0\r\n\r\n") is None
+
+
+def test_the_registrars_own_address_has_a_rate_of_its_own() -> None:
+    """A flood from the PBX's host but another port must not use up the rate of the PBX's real calls."""
+    clock = Clock()
+    gate = Admission("1001", [], registrar_port=5060, clock=clock)
+    gate.trust(["10.0.0.5"], registrar=True)
+    for _ in range(50):
+        gate.decide("10.0.0.5:40123", "1001", 0)
+    assert gate.decide("10.0.0.5:40123", "1001", 0) == TOO_FAST
+    taken = [gate.decide("10.0.0.5:5060", "1001", 0) for _ in range(ADMISSIONS_BURST + 1)]
+    assert taken == [None] * ADMISSIONS_BURST + [TOO_FAST]
