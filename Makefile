@@ -10,6 +10,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
+# (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
+APT_PACKAGES += linphone-cli iproute2
 
 # kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py); openssl makes the test CA
 APT_PACKAGES += kamailio-tls-modules openssl

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from firmware.commands import CancelDial, Command, Dial, Hangup, Reply
-from firmware.events import SCHEMA_VERSION, CallRecord, Event
+from firmware.events import SCHEMA_VERSION, CallRecord, Event, Transfer
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_NUMBER_LEN = 32
@@ -73,7 +73,7 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 
 def call_to_dict(call: CallRecord) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "call_id": call.call_id,
         "sip_call_id": call.sip_call_id,
         "direction": call.direction,
@@ -90,6 +90,17 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
         "reason": call.reason,
         "hangup_by": call.hangup_by,
     }
+    # Added within contract v1: present only on calls that a transfer links.
+    if call.transferred_from is not None:
+        out["transferred_from"] = _transfer_to_dict(call.transferred_from)
+    if call.transferred_to is not None:
+        out["transferred_to"] = _transfer_to_dict(call.transferred_to)
+    return out
+
+
+def _transfer_to_dict(transfer: Transfer) -> dict[str, Any]:
+    remote = transfer.remote
+    return {"call_id": transfer.call_id, "remote": {"number": remote.number, "name": remote.name}}
 
 
 def event_to_dict(event: Event, seq: int, device_id: str) -> dict[str, Any]:

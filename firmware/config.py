@@ -107,6 +107,7 @@ class SipConfig:
     only_from_pbx: Annotated[bool, check.boolean] = True  # INVITEs only from the registrar and trusted_pbx
     max_calls: Annotated[int, check.integer(1, 12)] = 4  # calls up at once; more INVITEs get 486
     do_not_disturb: Annotated[bool, check.boolean] = False
+    accept_transfer: Annotated[bool, check.boolean] = True  # false: a far end's REFER gets 603 Decline
 
     @property
     def registrar_host(self) -> str:

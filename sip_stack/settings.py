@@ -45,6 +45,7 @@ class SipSettings:
     max_calls: int = 4  # calls up at once (active, held, waiting, a transfer's consultation); more get 486
     only_from_pbx: bool = True  # INVITEs only from the registrar and ``trusted_pbx`` (403 otherwise)
     trusted_pbx: tuple[str, ...] = ()  # host names, addresses or CIDR networks
+    accept_transfer: bool = True  # follow a far end's REFER / INVITE with Replaces; False: 603 Decline
     log_level: int = 3  # pjsip log level 0..6, forwarded to the Python logger
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def phone_config_text(
     mic_file: Path | None = None,
     dialplan: str = "interdigit_timeout_s = 2",
     log_level: str = "DEBUG",
+    sip_extra: str = "",
     extra: str = "",
     sip_extra: str = "",
 ) -> str:
@@ -96,6 +98,13 @@ class PhoneProcess:
     @property
     def socket_path(self) -> Path:
         return self.workdir / "sim.sock"
+
+    @property
+    def media_port(self) -> int:
+        """The first RTP port of the phone (pjsua2 takes its media ports from there upwards)."""
+        match = re.search(r"^media_port = (\d+)$", self.config_text, re.MULTILINE)
+        assert match is not None, "no media_port in the phone's config"
+        return int(match.group(1))
 
     @property
     def earpiece_path(self) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import sniff
+from lab import sniff
 from lab.servers.audio import read_wav, write_sine_wav
 from lab.servers.kamailio import MODULES_DIR, Kamailio
 from lab.servers.phone import events_of

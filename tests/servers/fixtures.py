@@ -102,6 +102,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
         mic_file: Path | None = None,
         device_id: str = "desk-test",
         extra: str = "",
+        sip_extra: str = "",
         workdir: Path | None = None,
         sip_extra: str = "",
         registrar: str | None = None,
@@ -118,6 +119,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
             password=password,
             mqtt_port=mqtt_port,
             mic_file=mic_file,
+            sip_extra=sip_extra,
             extra=extra,
             sip_extra=sip_extra,
         )
