@@ -36,7 +36,6 @@ def phone_config_text(
     log_level: str = "DEBUG",
     sip_extra: str = "",
     extra: str = "",
-    sip_extra: str = "",
 ) -> str:
     """The phone's config; ``sip_extra`` are more lines of its ``[sip]`` table, ``extra`` more tables."""
     mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"

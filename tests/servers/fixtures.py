@@ -104,7 +104,6 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
         extra: str = "",
         sip_extra: str = "",
         workdir: Path | None = None,
-        sip_extra: str = "",
         registrar: str | None = None,
     ) -> PhoneProcess:
         kamailio.add_user(user, register_password if register_password is not None else password)
@@ -121,7 +120,6 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
             mic_file=mic_file,
             sip_extra=sip_extra,
             extra=extra,
-            sip_extra=sip_extra,
         )
         phone = PhoneProcess(workdir, text, sip_port)
         started.append(phone)
