@@ -1,6 +1,6 @@
 """kamailio 5.6 as a registrar with digest auth and a proxy between registered users.
 
-With ``tls`` (a ``lab.servers.tls.ServerCertificate``) it also accepts SIP over TLS on ``tls_port``
+With ``tls`` (``lab.servers.certs.CertFiles``) it also accepts SIP over TLS on ``tls_port``
 (the tls module, Debian's kamailio-tls-modules); a user registered over TLS is reached through the
 connection it registered on (``fix_nated_register``: its Contact's port is not where it accepts).
 
@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.servers.certs import CertFiles
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
-from lab.servers.tls import ServerCertificate
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class Kamailio:
     users: dict[str, str] = field(default_factory=dict)
     _proc: subprocess.Popen[bytes] | None = None
     _table_mtime: float = 0.0
-    tls: ServerCertificate | None = None
+    tls: CertFiles | None = None
     tls_port: int = 0
 
     @property

@@ -15,9 +15,9 @@ import pytest
 
 from lab import sniff
 from lab.servers.audio import read_wav, write_sine_wav
+from lab.servers.certs import TestCa
 from lab.servers.kamailio import MODULES_DIR, Kamailio
 from lab.servers.phone import events_of
-from lab.servers.tls import TestCa
 from tests.e2e.test_plain_extension import RATE, listen, tone_in
 
 pytestmark = [
@@ -40,7 +40,7 @@ def test_ca(tmp_path: Path) -> TestCa:
 @pytest.fixture
 def kamailio(tmp_path: Path, test_ca: TestCa) -> Iterator[Kamailio]:
     """This module's registrar also speaks TLS (the phone and baresip fixtures use it)."""
-    server = Kamailio(tmp_path / "kamailio", tls=test_ca.issue_server("127.0.0.1"))
+    server = Kamailio(tmp_path / "kamailio", tls=test_ca.issue_server("kamailio", host="127.0.0.1"))
     server.start()
     try:
         yield server
@@ -133,7 +133,7 @@ def test_tls_registration_and_mandatory_srtp_calls_both_ways(  # type: ignore[no
     with sniff.Sniffer() as sniffer:
         handshake = TlsHandshakeTap(kamailio.tls_port)
         sniffer.add(handshake)
-        phone = tls_phone(phone_factory, kamailio, test_ca.cert, mic_wav, srtp="mandatory")
+        phone = tls_phone(phone_factory, kamailio, test_ca.cert_path, mic_wav, srtp="mandatory")
         phone.wait_for(lambda s: s["registered"], timeout=15, what="registration over TLS")
         assert re.search(r"TLS to 127\.0\.0\.1:\d+ established: \S+, certificate CN 127\.0\.0\.1 verified",
                          phone.log_text()), phone.log_text()[-2000:]  # fmt: skip
@@ -162,7 +162,7 @@ def test_optional_srtp_encrypts_with_a_far_end_that_offers_it(  # type: ignore[n
     phone_factory, baresip_factory, kamailio, test_ca, mic_wav
 ):
     far = baresip_factory("1002", auto_answer=False, media_encryption="srtp", codecs="PCMU")
-    phone = tls_phone(phone_factory, kamailio, test_ca.cert, mic_wav, srtp="optional")
+    phone = tls_phone(phone_factory, kamailio, test_ca.cert_path, mic_wav, srtp="optional")
     phone.wait_for(lambda s: s["registered"], timeout=15, what="registration over TLS")
     tap = RtpTap(media_port(phone))
     with sniff.Sniffer() as sniffer:
@@ -176,7 +176,7 @@ def test_without_srtp_the_sniffer_hears_both_tones(
 ):  # type: ignore[no-untyped-def]
     """The control: the same tap and decoder find the tones in plain RTP, so the checks above can fail."""
     far = baresip_factory("1002", auto_answer=True, codecs="PCMU")
-    phone = tls_phone(phone_factory, kamailio, test_ca.cert, mic_wav, srtp="off")
+    phone = tls_phone(phone_factory, kamailio, test_ca.cert_path, mic_wav, srtp="off")
     phone.wait_for(lambda s: s["registered"], timeout=15, what="registration over TLS")
     tap = RtpTap(media_port(phone))
     with sniff.Sniffer() as sniffer:
@@ -190,7 +190,7 @@ def test_a_plain_offer_to_a_phone_with_mandatory_srtp_is_refused_with_488(  # ty
     phone_factory, baresip_factory, kamailio, test_ca, mic_wav
 ):
     far = baresip_factory("1002", auto_answer=False, codecs="PCMU")
-    phone = tls_phone(phone_factory, kamailio, test_ca.cert, mic_wav, srtp="mandatory")
+    phone = tls_phone(phone_factory, kamailio, test_ca.cert_path, mic_wav, srtp="mandatory")
     phone.wait_for(lambda s: s["registered"], timeout=15, what="registration over TLS")
     far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
     closed = far.wait_for_event("CALL_CLOSED", timeout=15)
@@ -204,13 +204,13 @@ def test_a_registrar_certificate_from_another_ca_is_refused_with_the_reason(  # 
     phone_factory, kamailio, tmp_path, mic_wav
 ):
     wrong = TestCa(tmp_path / "wrong-ca", name="some other CA")
-    phone = tls_phone(phone_factory, kamailio, wrong.cert, mic_wav)
+    phone = tls_phone(phone_factory, kamailio, wrong.cert_path, mic_wav)
     phone.wait_for(lambda s: "TLS to" in phone.log_text(), timeout=15, what="the TLS attempt")
     state = phone.wait_for(lambda s: events_of(s, "registration.changed"), what="registration result")
     assert state["registered"] is False
     log = phone.log_text()
     reason = (r"TLS to 127\.0\.0\.1:\d+ refused: the server's certificate \(CN 127\.0\.0\.1\) failed "
-              r"verification: The certificate is untrusted \(tls_ca_file .*wrong-ca/ca\.crt\)")  # fmt: skip
+              r"verification: The certificate is untrusted \(tls_ca_file .*wrong-ca/ca\.pem\)")  # fmt: skip
     assert re.search(reason, log), log[-2000:]
     assert "REGISTER" not in kamailio.log_text(), "a REGISTER crossed the refused connection"
 
