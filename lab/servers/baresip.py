@@ -77,6 +77,7 @@ class Baresip:
     ctrl_port: int = 0
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
+    media_encryption: str = ""  # baresip's mediaenc: "srtp" (optional SDES), "srtp-mand" (RTP/SAVP)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -121,6 +122,7 @@ class Baresip:
                 module_path=MODULE_PATH,
                 record_dir=self.record_dir,
             )
+            + ("module\t\t\tsrtp.so\n" if self.media_encryption.startswith("srtp") else "")
             + self.extra_config
         )
         write_private(self.workdir / "accounts", self._account_line() + "\n")
@@ -140,6 +142,8 @@ class Baresip:
 
     def _account_line(self) -> str:
         params = [f"audio_codecs={self.codecs}", f"answermode={'auto' if self.auto_answer else 'manual'}"]
+        if self.media_encryption:
+            params.append(f"mediaenc={self.media_encryption}")
         if self.registrar:
             aor = f"<sip:{self.user}@{self.registrar}>"
             params += [f"auth_pass={self.password}", "regint=600"]
