@@ -78,6 +78,7 @@ class Baresip:
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
     paced_audio: bool = False  # aubridge as source and player: paced by baresip's own timer, no ALSA
+    media_encryption: str = ""  # baresip's mediaenc: "srtp" (optional SDES), "srtp-mand" (RTP/SAVP)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -120,7 +121,7 @@ class Baresip:
             srate=self.srate,
             module_path=MODULE_PATH,
             record_dir=self.record_dir,
-        )
+        ) + ("module\t\t\tsrtp.so\n" if self.media_encryption.startswith("srtp") else "")
         if self.paced_audio:
             # alsa,null does not pace (baresip's player then spins a core): the audio bridge moves each
             # received frame back into the source on a ptime timer, like a sound card's clock.
@@ -146,6 +147,8 @@ class Baresip:
 
     def _account_line(self) -> str:
         params = [f"audio_codecs={self.codecs}", f"answermode={'auto' if self.auto_answer else 'manual'}"]
+        if self.media_encryption:
+            params.append(f"mediaenc={self.media_encryption}")
         if self.registrar:
             aor = f"<sip:{self.user}@{self.registrar}>"
             params += [f"auth_pass={self.password}", "regint=600"]
