@@ -10,8 +10,11 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# make dist-pi: the aarch64 cross compiler, and arm64 Debian roots under QEMU for make test-aarch64;
+# debugfs (e2fsprogs) lets flash.py read the image's release from its root partition.
+APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdebstrap arch-test e2fsprogs
 
-.PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
+.PHONY: all deps deps-apt deps-py run test test-fast test-aarch64 lint format bench bench-quick dist dist-pi clean
 
 all: test
 
@@ -29,7 +32,7 @@ deps-apt:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,dist]'
 	touch $@
 
 deps-py: $(VENV)/.installed
@@ -60,12 +63,31 @@ bench: deps
 bench-quick: deps
 	$(PY) -m bench.run --quick
 
+# make dist: the bundle for this machine's architecture. make dist-pi (= make dist BOARD=rpi-v1):
+# the Raspberry Pi bundle in dist/rpi-v1, cross-built here from the pinned pjproject source.
+BOARD ?=
+PI_DIST ?= dist/rpi-v1
+PI_BUILD ?= build/pi
+PJPROJECT_TARBALL ?= ../shared/vendor/pjproject-2.15.1.tar.gz
+
 dist: deps-py
-	rm -rf dist
+ifeq ($(BOARD),rpi-v1)
+	$(MAKE) dist-pi
+else
+	rm -rf dist/wheelhouse dist/*.whl
 	$(PY) -m pip wheel -q --no-deps -w dist .
-	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt
-	@# pyalsaaudio is compiled on the phone at first boot (no wheels for the Pi on PyPI).
-	$(PY) -m pip download -q --no-deps --no-binary :all: -d dist/wheelhouse pyalsaaudio
+	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt pyalsaaudio
+endif
+
+dist-pi: deps
+	PYTHON=$(abspath $(PY)) PATH=$(abspath $(VENV))/bin:$$PATH PJPROJECT_TARBALL=$(PJPROJECT_TARBALL) \
+		nice -n 10 tools/pi/dist.sh $(PI_DIST) $(PI_BUILD)
+
+# The Raspberry Pi bundle proven on aarch64 under QEMU (arm64 Debian roots): wheel checks, the first
+# boot of a provisioned card for bookworm and trixie, the unit tests and tests/sip_stack.
+test-aarch64: dist-pi
+	tools/pi/emulation.sh
+	PI_BUNDLE=$(PI_DIST) PI_ROOTS=$(PI_BUILD)/roots $(PY) -m pytest -q tests/aarch64
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info $(RUN_DIR)
