@@ -14,7 +14,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 # debugfs (e2fsprogs) lets flash.py read the image's release from its root partition.
 APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdebstrap arch-test e2fsprogs
 
-.PHONY: all deps deps-apt deps-py run test test-fast test-aarch64 lint format bench bench-quick dist dist-pi clean
+.PHONY: all deps deps-apt deps-py run test test-fast test-aarch64 lint format bench bench-quick dist dist-pi pi-roots clean
 
 all: test
 
@@ -83,11 +83,24 @@ dist-pi: deps
 	PYTHON=$(abspath $(PY)) PATH=$(abspath $(VENV))/bin:$$PATH PJPROJECT_TARBALL=$(PJPROJECT_TARBALL) \
 		nice -n 10 tools/pi/dist.sh $(PI_DIST) $(PI_BUILD)
 
-# The Raspberry Pi bundle proven on aarch64 under QEMU (arm64 Debian roots): wheel checks, the first
-# boot of a provisioned card for bookworm and trixie, the unit tests and tests/sip_stack.
-test-aarch64: dist-pi
+# arm64 Debian roots standing in for the phone's root file system (bookworm also runs the tests).
+PI_ROOTS ?= $(PI_BUILD)/roots
+pi-roots: deps-apt
 	tools/pi/emulation.sh
-	PI_BUNDLE=$(PI_DIST) PI_ROOTS=$(PI_BUILD)/roots $(PY) -m pytest -q tests/aarch64
+	rm -rf $(PI_ROOTS)
+	nice -n 10 tools/pi/root.sh bookworm $(PI_ROOTS)/bookworm kamailio baresip-core mosquitto
+	nice -n 10 tools/pi/root.sh trixie $(PI_ROOTS)/trixie
+
+# The Raspberry Pi bundle proven on aarch64 under QEMU: the wheel checks, the first boot of a
+# provisioned card for bookworm and trixie, the unit tests and tests/sip_stack. Builds everything
+# fresh (nothing is reused across runs) and removes the roots at the end.
+test-aarch64: deps
+	@start=$$(date +%s); \
+	$(MAKE) -j2 --no-print-directory dist-pi pi-roots && \
+	PI_BUNDLE=$(PI_DIST) PI_ROOTS=$(PI_ROOTS) $(PY) -m pytest -q tests/aarch64 && \
+	PYTHON=$(abspath $(PY)) tools/pi/test_in_root.sh $(PI_ROOTS)/bookworm $(PI_DIST) $(PI_BUILD); \
+	status=$$?; rm -rf $(PI_ROOTS); \
+	echo "test-aarch64: $$(( $$(date +%s) - start )) s, exit $$status"; exit $$status
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info $(RUN_DIR)
