@@ -51,8 +51,9 @@ def pi_root(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     try:
         yield make
     finally:
-        for root in made:
-            shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("PI_KEEP_ROOTS"):  # set it to look into a failed test's root
+            for root in made:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 def inroot(

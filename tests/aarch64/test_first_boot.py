@@ -23,42 +23,33 @@ from lab.servers.phone import PhoneProcess
 from lab.servers.ports import LOOPBACK, free_port
 from tests.e2e.crm_support import DEVICE, CrmView, call_events
 from tests.e2e.test_plain_extension import listen, tone_in
-from tests.tools.conftest import BOOT_SECTORS, BOOT_START, FLASH, SECTOR, extract_boot, make_image
+from tests.tools.conftest import (
+    BOOT_SECTORS,
+    BOOT_START,
+    FLASH,
+    ROOT_SECTORS,
+    SECTOR,
+    extract_boot,
+    make_image,
+)
 from tools.provisioning.tomlwriter import dumps
 
 from .conftest import RELEASES, inroot
 
 pytestmark = pytest.mark.e2e
 
-ROOT_SECTORS = 16384  # 8 MiB: an ext4 holding only os-release, for flash.py to read the release
 SIP_PASSWORD = "a64-sip-Secret-9"
 
 
 def pi_image(path: Path, root: Path) -> Path:
-    """A Raspberry Pi OS-shaped image whose root partition says which release it is."""
-    table = (
-        f"label: dos\nstart={BOOT_START}, size={BOOT_SECTORS}, type=c\n"
-        f"start={BOOT_START + BOOT_SECTORS}, size={ROOT_SECTORS}, type=83\n"
-    )
-    make_image(path, partitions=table)
-    with path.open("r+b") as fh:
-        fh.truncate((BOOT_START + BOOT_SECTORS + ROOT_SECTORS) * SECTOR)
+    """A Raspberry Pi OS-shaped image whose root partition (ext4) says which release it is."""
+    make_image(path)
     tree = path.parent / "os-release-tree"
     (tree / "usr/lib").mkdir(parents=True)
     shutil.copyfile(root / "usr/lib/os-release", tree / "usr/lib/os-release")
     offset = (BOOT_START + BOOT_SECTORS) * SECTOR
     subprocess.run(
-        [
-            "mkfs.ext4",
-            "-q",
-            "-F",
-            "-d",
-            str(tree),
-            "-E",
-            f"offset={offset}",
-            str(path),
-            str(ROOT_SECTORS // 2),
-        ],
+        ["mkfs.ext4", "-q", "-F", "-d", str(tree), "-E", f"offset={offset}", str(path), str(ROOT_SECTORS // 2)],
         check=True,
         capture_output=True,
     )
@@ -71,13 +62,14 @@ def flash(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(FLASH), *args], capture_output=True, text=True, timeout=300)
 
 
-def service_command(root: Path) -> tuple[list[str], str]:
-    """ExecStart and User of the deskphone.service the first boot installed."""
+def service_command(root: Path) -> tuple[list[str], str, list[str]]:
+    """ExecStart, User and SupplementaryGroups of the deskphone.service the first boot installed."""
     unit = (root / "etc/systemd/system/deskphone.service").read_text()
     values = dict(
         line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
     )
-    return shlex.split(values["ExecStart"]), values["User"]
+    groups = values.get("SupplementaryGroups", "").split()
+    return shlex.split(values["ExecStart"]), values["User"], groups
 
 
 def for_shared_loopback(root: Path, mic_file: str) -> None:
@@ -146,7 +138,7 @@ def test_first_boot_offline_then_register_call_and_report(  # type: ignore[no-un
     assert {"deskphone", "pjsua2", "pyalsaaudio", "gpiozero", "paho_mqtt"} <= installed, installed
 
     # The installed service, as systemd would start it, on the host's loopback peers.
-    argv, user = service_command(root)
+    argv, user, groups = service_command(root)
     assert argv[0] == "/opt/deskphone/venv/bin/deskphone" and user == "deskphone"
     write_sine_wav(
         root / "var/lib/deskphone/mic1k.wav", freq=1000.0, seconds=120.0, rate=16000, amplitude=0.3
@@ -157,7 +149,7 @@ def test_first_boot_offline_then_register_call_and_report(  # type: ignore[no-un
     far = baresip_factory("1002", auto_answer=True)  # plays 440 Hz
     crm = CrmView(mosquitto)
     command = [str(Path(__file__).parents[2] / "tools/pi/inroot.sh"), str(root), "setpriv",
-               f"--reuid={user}", f"--regid={user}", "--init-groups", *argv]  # fmt: skip
+               f"--reuid={user}", f"--regid={user}", f"--groups={','.join(groups)}", *argv]  # fmt: skip
     phone = PhoneProcess(root / "var/lib/deskphone", "", 0, argv=command)
     try:
         phone.start(timeout=180)

@@ -93,7 +93,7 @@ def stage_bundle(bundle: Path, dest: Path, python: str | None = None) -> dict[st
     sums = {str(rel): sha256(bundle / rel) for rel in files}
     existing = bundle / SUMS
     if existing.exists():
-        bad = [n for n, d in parse_sums(existing.read_text()).items() if sums.get(n) != d]
+        bad = [n for n, d in parse_sums(existing.read_text()).items() if n in sums and sums[n] != d]
         if bad:
             raise InvalidDevice([f"--bundle {bundle}: checksum mismatch for {', '.join(bad)}"])
     for rel in files:

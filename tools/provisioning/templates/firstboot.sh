@@ -105,6 +105,8 @@ install_firmware() {
     pip_wheel=$(find "$wheelhouse" -maxdepth 1 -name 'pip-*.whl' | head -n1)
     [ -n "$pip_wheel" ] || die "no pip wheel in $wheelhouse"
     install -d -m 0755 "$ROOT/opt/deskphone"
+    # The venv is read and run by the service user: world-readable, unlike everything else here.
+    umask 022
     # Offline: the OS gives python3 and libasound2, the bundle everything else (pjsua2 and pyalsaaudio
     # built for this Python, make dist-pi). No apt, no index, no compiler. pip runs from its wheel, so
     # the image needs no python3-venv; the venv sees the system's packages for the OS's python3-lgpio.
@@ -120,6 +122,7 @@ install_firmware() {
         do_run "$ROOT$VENV/bin/python" -c 'import lgpio' \
             || die "pin_factory lgpio, but lgpio is not importable (trixie images: python3-lgpio)"
     fi
+    umask 077
     log "firmware installed in $VENV"
 }
 
