@@ -49,7 +49,17 @@ def pi_image(path: Path, root: Path) -> Path:
     shutil.copyfile(root / "usr/lib/os-release", tree / "usr/lib/os-release")
     offset = (BOOT_START + BOOT_SECTORS) * SECTOR
     subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(tree), "-E", f"offset={offset}", str(path), str(ROOT_SECTORS // 2)],
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-d",
+            str(tree),
+            "-E",
+            f"offset={offset}",
+            str(path),
+            str(ROOT_SECTORS // 2),
+        ],
         check=True,
         capture_output=True,
     )
