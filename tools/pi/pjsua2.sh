@@ -15,6 +15,8 @@ triplet=aarch64-linux-gnu
 # shellcheck source=wheel.sh
 source "$(dirname "$0")/wheel.sh"
 jobs=${JOBS:-$(nproc)}
+# Called from make -j: its jobserver is not passed down, which would force the pj build to -j1.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 
 digest=$(sha256sum "$tarball" | cut -d' ' -f1)
 grep -q "^$digest " "$(dirname "$0")/pjproject.sha256" \
