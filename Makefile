@@ -10,6 +10,11 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# openssl: the broker certificate commands of docs/INSTALLING.md, run by tests/tools/test_broker.py
+APT_PACKAGES += openssl
+# Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
+# (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
+APT_PACKAGES += linphone-cli iproute2
 # make dist-pi: the aarch64 cross compiler, and arm64 Debian roots under QEMU for make test-aarch64;
 # debugfs (e2fsprogs) lets flash.py read the image's release from its root partition.
 APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdebstrap arch-test e2fsprogs
@@ -32,7 +37,7 @@ deps-apt:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dist]'
+	$(PY) -m pip install -q -e '.[test,gateway,dist]'
 	touch $@
 
 deps-py: $(VENV)/.installed
@@ -57,11 +62,14 @@ format: deps-py
 
 # Ours vs baresip-as-the-phone (baresip-core's mqtt module), plus tests/faults: bench/results/results.md.
 # Start-up and audio-path figures sniff loopback (root or CAP_NET_RAW); without it they are skipped.
+# bench.broker_tls: connect -> CONNACK to the broker, plain vs TLS vs TLS with a client certificate.
 bench: deps
 	$(PY) -m bench.run
+	$(PY) -m bench.broker_tls
 
 bench-quick: deps
 	$(PY) -m bench.run --quick
+	$(PY) -m bench.broker_tls --quick
 
 # make dist: the bundle for this machine's architecture. make dist-pi (= make dist BOARD=rpi-v1):
 # the Raspberry Pi bundle in dist/rpi-v1, cross-built here from the pinned pjproject source.

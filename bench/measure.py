@@ -24,7 +24,7 @@ from bench.lab import (
     mark_onsets,
     proc_stat,
 )
-from bench.sniff import Packet, Sniffer, rtp_payload, ulaw_decode
+from lab.sniff import Packet, Sniffer, rtp_payload, ulaw_decode
 
 logger = logging.getLogger("bench")
 BS_EVENT = f"/{BS_BASETOPIC}/event"

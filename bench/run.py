@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import measure, sniff
+from bench import measure
 from bench.lab import Lab
+from lab import sniff
 
 RESULTS = Path(__file__).parent / "results"
 

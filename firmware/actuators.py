@@ -11,6 +11,7 @@ class SipControl(Protocol):
     def hangup(self, call_id: str, code: int | None = None) -> None: ...
     def send_dtmf(self, call_id: str, digits: str) -> None: ...
     def play_tone(self, kind: str | None) -> None: ...
+    def route_audio(self, call_id: str | None, microphone: bool) -> None: ...
 
 
 class PhoneActuators:
@@ -47,3 +48,6 @@ class PhoneActuators:
 
     def send_dtmf(self, call_id: str, digit: str) -> None:
         self._sip.send_dtmf(call_id, digit)
+
+    def route_audio(self, call_id: str | None, microphone: bool) -> None:
+        self._sip.route_audio(call_id, microphone)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -46,6 +47,9 @@ def _build_parser() -> argparse.ArgumentParser:
     keys.add_argument("keys")
     keys.set_defaults(handler=_sim_keys)
     state = sim_sub.add_parser("state", help="print the phone's state as JSON")
+    state.add_argument(
+        "--follow", action="store_true", help="then print a state line at every change, until Ctrl-C"
+    )
     state.set_defaults(handler=_sim_state)
     console = sim_sub.add_parser("console", help="play with the phone from the terminal")
     console.set_defaults(handler=_sim_console)
@@ -103,18 +107,25 @@ def _sim_keys(args: argparse.Namespace) -> int:
 
 
 def _sim_state(args: argparse.Namespace) -> int:
+    import threading
+
+    from firmware.sim_console import follow, summary
+
     with _sim_client(args) as client:
         state = client.state()
-    state.pop("ok", None)
-    print(json.dumps(state, indent=2, sort_keys=True))
+        state.pop("ok", None)
+        print(json.dumps(state, indent=2, sort_keys=True), flush=True)
+        if args.follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                follow(client, lambda s: print(summary(s), flush=True), state["version"], threading.Event())
     return 0
 
 
 def _sim_console(args: argparse.Namespace) -> int:
     from firmware.sim_console import run_console
 
-    with _sim_client(args) as client:
-        return run_console(client)
+    with _sim_client(args) as client, _sim_client(args) as watcher:
+        return run_console(client, watcher)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Actuators(Protocol):
     def answer_call(self, call_id: str) -> None: ...
     def end_call(self, call_id: str, code: int | None) -> None: ...
     def send_dtmf(self, call_id: str, digit: str) -> None: ...
+    def route_audio(self, call_id: str | None, microphone: bool) -> None: ...
 
 
 class Reporter(Protocol):
@@ -129,6 +130,8 @@ class PhoneCore:
                 act.end_call(call_id, code)
             case fx.SendDtmf(call_id=call_id, digit=digit):
                 act.send_dtmf(call_id, digit)
+            case fx.RouteAudio(call_id=call_id, microphone=microphone):
+                act.route_audio(call_id, microphone)
             case fx.StartTimer(name=name, seconds=seconds):
                 self.timers.schedule(name, seconds)
             case fx.CancelTimer(name=name):

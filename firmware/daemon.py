@@ -26,6 +26,7 @@ from firmware import commands as cmd
 from firmware.actuators import PhoneActuators
 from firmware.config import Config, load_config_or_report
 from firmware.core import PhoneCore
+from firmware.events import CallRecord
 from firmware.logs import configure as configure_logging
 from firmware.phone import PhoneSettings, PhoneState, initial_state
 from firmware.reporters import LogReporter, RecentEvents
@@ -61,6 +62,7 @@ class Daemon:
         self.sip: Any = None
         self.bridge: Any = None
         self.panel: Any = None
+        self.control: Any = None  # the sim board's control socket
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -129,9 +131,9 @@ class Daemon:
         if self.panel is not None:
             from firmware.sim_control import SimControlServer
 
-            control = SimControlServer(config.sim.control_socket, self.panel, self.snapshot)
-            control.start()
-            self._parts.callback(control.stop)
+            self.control = SimControlServer(config.sim.control_socket, self.panel, self.snapshot)
+            self.control.start()
+            self._parts.callback(self.control.stop)
 
     def serve(self) -> None:
         """Run the core thread's loop (in the calling thread) until :meth:`request_stop`."""
@@ -170,6 +172,8 @@ class Daemon:
 
     def _on_state(self, state: PhoneState) -> None:
         self._state = state
+        if self.control is not None:
+            self.control.notify_changed()
         status = (state.registered, AVAILABILITY.get(state.mode, state.mode))
         if self.bridge is not None and status != self._published_status:
             self._published_status = status
@@ -197,9 +201,8 @@ class Daemon:
             "leds": {"line": hw.line_led.mode, "message": hw.message_led.mode},
             "ringer": hw.ringer.pattern,
             "display": hw.display.text,
-            "call": None
-            if call is None
-            else {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number},
+            "call": _call_view(call),
+            "transfer": _call_view(state.transfer if state else None),
             "audio": hw.audio.counters(),
             "bridge": sip.pop("audio", {}),
             "sip": sip,
@@ -253,6 +256,7 @@ class Daemon:
             tls_ca_file=str(sip.tls_ca_file or ""),
             tls_verify_server=sip.tls_verify_server,
             user_agent=f"deskphone/{__version__}",
+            accept_transfer=sip.accept_transfer,
         )
 
     def _make_bridge(self) -> Any:
@@ -287,6 +291,12 @@ class Daemon:
             )
 
         return CrmBridge(settings, self.config.device.id, self._on_command, status)
+
+
+def _call_view(call: CallRecord | None) -> dict[str, Any] | None:
+    if call is None:
+        return None
+    return {"call_id": call.call_id, "direction": call.direction, "remote": call.remote.number}
 
 
 def run_daemon(config_path: Path) -> int:

@@ -73,6 +73,17 @@ class SendDtmf:
 
 
 @dataclass(frozen=True)
+class RouteAudio:
+    """Connect the earpiece to ``call_id`` only (None: to no call); the microphone too if ``microphone``.
+
+    The microphone reaches a call only while the handset is up and that call is connected.
+    """
+
+    call_id: str | None
+    microphone: bool = False
+
+
+@dataclass(frozen=True)
 class StartTimer:
     """Post ``TimerFired(name)`` after ``seconds``; replaces a pending timer of the same name."""
 
@@ -110,6 +121,7 @@ Effect = (
     | AnswerCall
     | EndCall
     | SendDtmf
+    | RouteAudio
     | StartTimer
     | CancelTimer
     | Emit

@@ -43,6 +43,14 @@ class Remote:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """The other call of a transfer: the one this call took over from, or was handed over to."""
+
+    call_id: str
+    remote: Remote
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """Everything a CRM needs for its call card; complete in ``call.ended``."""
 
@@ -59,6 +67,8 @@ class CallRecord:
     sip_code: int | None = None
     reason: str | None = None
     hangup_by: Literal["local", "remote"] | None = None
+    transferred_from: Transfer | None = None  # this call replaced that one (the far end transferred us)
+    transferred_to: Transfer | None = None  # the far end transferred this call: our call to the target
 
     @property
     def ring_s(self) -> float | None:

@@ -8,6 +8,7 @@ already judged by the daemon, which alone knows which PBX is trusted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from firmware.commands import Command
 from firmware.events import Remote
@@ -67,12 +68,41 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class CallTransferred:
+    """The far end of ``call_id`` transferred us. ``new_call_id`` is the SIP stack's call to ``remote``
+    (``kind`` "refer": a REFER, blind or attended, being set up) or the call from ``remote`` that
+    already took its place (``kind`` "replaces": an INVITE with Replaces, answered)."""
+
+    call_id: str
+    new_call_id: str
+    remote: Remote
+    kind: Literal["refer", "replaces"] = "refer"
+
+
+@dataclass(frozen=True)
+class CallHoldChanged:
+    """The far end put ``call_id`` on hold (``held``), or took it off hold."""
+
+    call_id: str
+    held: bool
+
+
+@dataclass(frozen=True)
 class TimerFired:
     """A timer started by a ``StartTimer`` effect ran out."""
 
     name: str
 
 
-SipInput = RegistrationChanged | IncomingCall | OutgoingCallStarted | CallRinging | CallAnswered | CallEnded
+SipInput = (
+    RegistrationChanged
+    | IncomingCall
+    | OutgoingCallStarted
+    | CallRinging
+    | CallAnswered
+    | CallEnded
+    | CallTransferred
+    | CallHoldChanged
+)
 
 Input = Command | SipInput | TimerFired

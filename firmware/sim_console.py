@@ -1,8 +1,14 @@
-"""``deskphone sim console``: a line-based console to play with the simulated phone."""
+"""``deskphone sim console``: a line-based console to play with the simulated phone.
+
+The state line is redrawn whenever the phone changes (a call rings in, a LED turns on, the display
+changes), as it happens: a second connection watches the phone (the ``sim-watch`` thread of this
+console process) while the first one carries the typed commands.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any, Protocol
 
 HELP = """commands:
@@ -19,40 +25,92 @@ class Client(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
+class Watcher(Protocol):
+    def watch(self, since: int, timeout: float = 30.0) -> dict[str, Any]: ...
+
+
 def summary(state: dict[str, Any]) -> str:
     leds = state.get("leds", {})
-    return (
+    line = (
         f"[{state.get('phone_state', '?')}] hook={state.get('hook', '?')} "
         f"registered={state.get('registered', '?')} line={leds.get('line', '?')} "
         f"message={leds.get('message', '?')} ringer={state.get('ringer') or 'off'} "
         f"display={state.get('display', '')!r}"
     )
+    call, transfer = state.get("call"), state.get("transfer")
+    if call:
+        line += f" call={call.get('remote')}"
+    if transfer:
+        line += f" transfer={transfer.get('remote')}"
+    return line
 
 
-def run_console(client: Client) -> int:
-    print(HELP)
-    print(summary(client.state()))
-    for raw in sys.stdin:
-        line = raw.strip()
-        if not line:
-            print(summary(client.state()))
-            continue
-        if line == "q":
-            break
+class _Printer:
+    """Prints state lines from both threads, each line once, never two at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = ""
+
+    def state(self, state: dict[str, Any], again: bool = False) -> None:
+        line = summary(state)
+        with self._lock:
+            if again or line != self._last:
+                self._last = line
+                print(line, flush=True)
+
+    def text(self, text: str) -> None:
+        with self._lock:
+            print(text, flush=True)
+
+
+def follow(watcher: Watcher, on_state: Any, version: int, stop: threading.Event) -> None:
+    """Hand every new state to ``on_state`` until ``stop`` is set or the connection goes."""
+    while not stop.is_set():
         try:
-            if line == "u":
-                client.hook(True)
-            elif line == "d":
-                client.hook(False)
-            elif line == "s":
-                pass
-            elif set(line) <= set("0123456789*#"):
-                client.keys(line)
-            else:
-                print(HELP)
+            state = watcher.watch(since=version, timeout=10.0)
+        except (OSError, ValueError):
+            return
+        version = state.get("version", version)
+        if not stop.is_set():
+            on_state(state)
+
+
+def run_console(client: Client, watcher: Watcher | None = None) -> int:
+    printer = _Printer()
+    printer.text(HELP)
+    state = client.state()
+    printer.state(state)
+    stop = threading.Event()
+    if watcher is not None:
+        threading.Thread(
+            target=follow,
+            args=(watcher, printer.state, state.get("version", 0), stop),
+            name="sim-watch",
+            daemon=True,
+        ).start()
+    try:
+        for raw in sys.stdin:
+            line = raw.strip()
+            if line == "q":
+                break
+            try:
+                if line == "u":
+                    client.hook(True)
+                elif line == "d":
+                    client.hook(False)
+                elif line in ("s", ""):
+                    printer.state(client.state(), again=True)
+                elif set(line) <= set("0123456789*#"):
+                    client.keys(line)
+                else:
+                    printer.text(HELP)
+                    continue
+            except ValueError as exc:
+                printer.text(f"error: {exc}")
                 continue
-        except ValueError as exc:
-            print(f"error: {exc}")
-            continue
-        print(summary(client.state()))
+            if watcher is None:
+                printer.state(client.state())
+    finally:
+        stop.set()
     return 0

@@ -6,11 +6,13 @@ shows (state, LEDs, ringer, display, audio counters, recent events).
 
 Threads: ``sim-control`` accepts connections; each connection is served by its own short-lived
 ``sim-client`` thread. Requests only drive mock pins or read snapshots the core thread published,
-so no thread here ever waits on the core.
+so no thread here ever waits on the core. ``watch`` waits (bounded) for the core to say that the phone
+changed (``notify_changed``, which never blocks it), so a client shows each change as it happens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4096
 KEYS = set("0123456789*#")
+MAX_WATCH_S = 60.0
 
 
 class Panel(Protocol):
@@ -44,6 +47,31 @@ class SimControlServer:
         self._snapshot = snapshot
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._thread: threading.Thread | None = None
+        self._changed = threading.Condition()
+        self._version = 0  # how many times the phone changed since the server started
+
+    def notify_changed(self) -> None:
+        """The phone changed (state, LEDs, ringer, display...): wake the watchers. Any thread, never blocks
+        for long."""
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
+    def _watch(self, request: dict[str, Any]) -> dict[str, Any]:
+        since = request.get("since")
+        timeout = request.get("timeout", 30.0)
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            raise ControlError("watch: 'since' must be a version (an integer >= 0) from an earlier answer")
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 <= timeout <= MAX_WATCH_S
+        ):
+            raise ControlError(f"watch: 'timeout' must be a number of seconds from 0 to {MAX_WATCH_S:.0f}")
+        with self._changed:
+            self._changed.wait_for(lambda: self._version > since, timeout)
+            version = self._version
+        return {**self._snapshot(), "version": version}
 
     def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +113,12 @@ class SimControlServer:
                 self._panel.press(key)
             return {}
         if op == "state":
-            return self._snapshot()
-        raise ControlError(f"unknown op {op!r}; known: hook, keys, state")
+            with self._changed:
+                version = self._version
+            return {**self._snapshot(), "version": version}
+        if op == "watch":
+            return self._watch(request)
+        raise ControlError(f"unknown op {op!r}; known: hook, keys, state, watch")
 
 
 def _make_handler(
@@ -149,7 +181,20 @@ class SimClient:
     def state(self) -> dict[str, Any]:
         return self.request(op="state")
 
+    def watch(self, since: int, timeout: float = 30.0) -> dict[str, Any]:
+        """The state once the phone changed after ``version`` ``since`` (or after ``timeout`` seconds)."""
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(timeout + (previous or 5.0))
+        try:
+            return self.request(op="watch", since=since, timeout=timeout)
+        finally:
+            self._sock.settimeout(previous)
+
     def close(self) -> None:
+        # Shut the socket down first: it wakes a thread still reading from it (a ``watch``), which
+        # would otherwise hold the file's lock until its answer came.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
         self._file.close()
         self._sock.close()
 

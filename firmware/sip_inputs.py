@@ -69,4 +69,9 @@ def to_input(event: sip_stack.SipEvent, trusted_pbx: Iterable[str]) -> inputs.Si
             return inputs.CallAnswered(call_id)
         case sip_stack.CallEnded(call_id=call_id, code=code, reason=reason, by_remote=by_remote):
             return inputs.CallEnded(call_id, code or None, reason or None, by_remote)
+        case sip_stack.CallTransferred():
+            remote = Remote(number=event.remote_number, name=event.remote_name or None)
+            return inputs.CallTransferred(event.call_id, event.new_call_id, remote, event.kind)
+        case sip_stack.CallHoldChanged(call_id=call_id, held=held):
+            return inputs.CallHoldChanged(call_id, held)
     raise TypeError(f"unknown SIP event {event!r}")

@@ -3,7 +3,9 @@
 from sip_stack.events import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
+    CallTransferred,
     IncomingCall,
     OutgoingCallStarted,
     RegistrationChanged,
@@ -14,7 +16,9 @@ from sip_stack.settings import SipSettings
 __all__ = [
     "CallAnswered",
     "CallEnded",
+    "CallHoldChanged",
     "CallRinging",
+    "CallTransferred",
     "IncomingCall",
     "OutgoingCallStarted",
     "RegistrationChanged",

@@ -64,6 +64,7 @@ class UserAgent:
         self._start_error: BaseException | None = None
         self._running = False
         self._incoming_ids = itertools.count(1)
+        self._transfer_ids = itertools.count(1)
         self._status_lock = threading.Lock()
         self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
         # Owned by the sip thread only:
@@ -74,6 +75,7 @@ class UserAgent:
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
         self._tone_connected = False
+        self._audio_call: str | None = None  # the one call the bridge port is connected to
         self._log_writer: PjLogWriter | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -120,6 +122,15 @@ class UserAgent:
         if kind is not None and kind not in TONE_KINDS:
             raise ValueError(f"unknown tone {kind!r}")
         self._post(lambda: self._do_play_tone(kind))
+
+    def route_audio(self, call_id: str | None, microphone: bool) -> None:
+        """Connect the earpiece and microphone to ``call_id`` only (None: to no call).
+
+        The microphone is muted at once, from the caller's thread, when ``microphone`` is False; the
+        bridge is rewired on the ``sip`` thread.
+        """
+        self.audio.mic_open = microphone and call_id is not None
+        self._post(lambda: self._do_route_audio(call_id))
 
     def status(self) -> dict[str, Any]:
         with self._status_lock:
@@ -292,6 +303,7 @@ class UserAgent:
             return
         try:
             self._do_play_tone(None)
+            self.audio.mic_open = False
             for call_id in list(self._calls):
                 self._do_hangup(call_id, None)
             deadline_pumps = int(_STOP_GRACE_S * 1000 / _PUMP_MS)
@@ -483,6 +495,11 @@ class UserAgent:
         with self._status_lock:
             self._status["tone"] = kind
 
+    def _do_route_audio(self, call_id: str | None) -> None:
+        self._audio_call = call_id
+        for call in list(self._calls.values()):
+            self._route_call_audio(call)
+
     def _find(self, call_id: str) -> SipCall | None:
         call = self._calls.get(call_id)
         if call is None:
@@ -513,23 +530,68 @@ class UserAgent:
         self._calls.pop(call_id, None)
         gc.collect()
 
-    def _connect_call_audio(self, call: SipCall) -> None:
-        """(Re)connect the bridge port to the call's current audio media, both directions."""
+    def _route_call_audio(self, call: SipCall) -> None:
+        """Connect the bridge port to ``call``'s active audio if it is the routed call, else disconnect.
+
+        Only the call the firmware routes audio to hears the microphone: a held call, a call being
+        transferred or one pjsua2 set up by itself never does.
+        """
         port = self._port
-        if port is None:
+        if port is None or call.ended:
             return
-        info = call.getInfo()
+        try:
+            info = call.getInfo()
+        except Exception as exc:
+            logger.debug("call %s: no info: %s", call.call_id, _error_text(exc))
+            return
         for index, media in enumerate(info.media):
-            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
                 continue
-            audio = call.getAudioMedia(index)
-            if not call.audio_connected:
-                # The microphone FIFO filled up while nobody listened: start the call with fresh sound.
-                self.audio.mic.clear()
-                call.audio_connected = True
-            port.startTransmit(audio)
-            audio.startTransmit(port)
-            logger.debug("call %s: audio media %d connected", call.call_id, index)
+            wanted = call.call_id == self._audio_call and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+            if wanted == (index in call.media_connected):
+                continue
+            try:
+                audio = call.getAudioMedia(index)
+                if wanted:
+                    if not call.audio_connected:
+                        # The microphone FIFO filled while nobody listened: start with fresh sound.
+                        self.audio.mic.clear()
+                        call.audio_connected = True
+                    port.startTransmit(audio)
+                    audio.startTransmit(port)
+                    call.media_connected.add(index)
+                else:
+                    port.stopTransmit(audio)
+                    audio.stopTransmit(port)
+                    call.media_connected.discard(index)
+            except Exception as exc:  # the media went away under us: nothing left to connect
+                call.media_connected.discard(index)
+                logger.debug("call %s: audio media %d: %s", call.call_id, index, _error_text(exc))
+                continue
+            logger.debug("call %s: audio media %d %s", call.call_id, index,
+                         "connected" if wanted else "disconnected")  # fmt: skip
+
+    # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
+    def _adopt_transfer_call(self, outgoing: bool) -> SipCall:
+        """A Call object of ours for the call pjsua2 is about to make or answer for a transfer."""
+        assert self._account is not None
+        call = SipCall(self, self._account)
+        call.call_id = f"xfer-{next(self._transfer_ids)}"
+        call.announce_start = outgoing
+        self._calls[call.call_id] = call
+        self._set_call_status(call.call_id, "calling" if outgoing else "answering")
+        return call
+
+    def _post_on_sip_thread(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def _check_transfer_started(self, call: SipCall) -> None:
+        if call.getId() != pj.PJSUA_INVALID_ID or call.ended:
+            return
+        logger.warning("call %s: the transfer call could not be placed", call.call_id)
+        call.ended = True
+        self._emit(events.CallEnded(call.call_id, 500, "transfer call not placed", by_remote=False))
+        self._call_disconnected(call.call_id)
 
     def _set_call_status(self, call_id: str, state: str | None) -> None:
         with self._status_lock:

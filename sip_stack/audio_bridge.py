@@ -26,6 +26,10 @@ class AudioBridge:
         self.frame_bytes = clock_rate * frame_ms // 1000 * 2
         self.mic = FrameFifo(self.frame_bytes)
         self.earpiece = FrameFifo(self.frame_bytes)
+        # Whether microphone frames may reach a call at all (else the call gets silence). Closed until
+        # the firmware routes audio to a connected call with the handset up; set from any thread.
+        self.mic_open = False
+        self.muted_frames = 0
 
     # HAL audio thread side
     def write_mic_frame(self, frame: bytes) -> None:
@@ -46,6 +50,7 @@ class AudioBridge:
             "dropped_frames": mic.dropped_frames + ear.dropped_frames,
             "media_frames_out": mic.popped,
             "media_frames_in": ear.pushed,
+            "mic_muted_frames": self.muted_frames,
         }
         for prefix, fifo in (("mic", mic), ("ear", ear)):
             totals[f"{prefix}_underruns"] = fifo.underruns
@@ -71,7 +76,11 @@ class BridgePort(pj.AudioMediaPort):
         self.createPort("deskphone-audio", fmt)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        data = self._bridge.mic.pop()
+        bridge = self._bridge
+        data = bridge.mic.pop()
+        if not bridge.mic_open:
+            data = self._silence
+            bridge.muted_frames += 1
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(data)
         frame.size = len(data)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
-from sip_stack import events
+from sip_stack import events, sdp, transfer
 
 if TYPE_CHECKING:
     from sip_stack.agent import UserAgent
@@ -60,11 +60,18 @@ class SipCall(pj.Call):
         self.end_reason: tuple[int, str] | None = None  # set when we end the call for a local fault
         self.rx_packets = -1
         self.rx_changed_at = 0.0
+        self.announce_start = False  # a call pjsua2 placed for a REFER: report it once it has a Call-ID
+        self.replaced = False  # an INVITE with Replaces took this call's place
+        self.media_connected: set[int] = set()  # audio media indexes connected to the bridge port
+        self.held_by_remote = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
         state = info.state
         logger.debug("call %s: %s (%d)", self.call_id, info.stateText, info.lastStatusCode)
+        if self.announce_start:
+            self.announce_start = False
+            self._agent._emit(events.OutgoingCallStarted(self.call_id, info.callIdString))
         if state == pj.PJSIP_INV_STATE_EARLY and info.role == pj.PJSIP_ROLE_UAC:
             code = int(info.lastStatusCode)
             if code in (180, 183) and code != self.last_ringing_code:
@@ -92,4 +99,27 @@ class SipCall(pj.Call):
             self._agent._call_disconnected(self.call_id)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
-        self._agent._connect_call_audio(self)
+        self._agent._route_call_audio(self)
+        if self.ended:
+            return
+        info = self.getInfo()
+        held = any(
+            m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD
+            for m in info.media
+        )
+        if held != self.held_by_remote:
+            self.held_by_remote = held
+            logger.info("call %s: %s by the far end", self.call_id, "held" if held else "resumed")
+            self._agent._emit(events.CallHoldChanged(self.call_id, held))
+
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
+        if prm.remSdp.wholeSdp:  # answering an offer: our first codec that the offer has, not theirs
+            prm.sdp.wholeSdp = sdp.keep_preferred_codec(
+                prm.sdp.wholeSdp, prm.remSdp.wholeSdp, self._agent.settings.codecs
+            )
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        transfer.take_refer(self._agent, self, prm)
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
+        transfer.take_replace(self._agent, self, prm)

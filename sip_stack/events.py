@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,35 @@ class CallEnded:
     by_remote: bool
 
 
-SipEvent = RegistrationChanged | IncomingCall | OutgoingCallStarted | CallRinging | CallAnswered | CallEnded
+@dataclass(frozen=True)
+class CallTransferred:
+    """The far end of ``call_id`` transferred us: ``new_call_id`` is our call to the target (a REFER,
+    blind or attended) or the call that replaced it (an INVITE with Replaces, already answered).
+    The remote is the target (REFER) or the new caller (Replaces)."""
+
+    call_id: str
+    new_call_id: str
+    remote_number: str
+    remote_name: str
+    remote_uri: str
+    kind: Literal["refer", "replaces"]
+
+
+@dataclass(frozen=True)
+class CallHoldChanged:
+    """The far end put ``call_id`` on hold (``held``) or took it off hold (a re-INVITE or UPDATE)."""
+
+    call_id: str
+    held: bool
+
+
+SipEvent = (
+    RegistrationChanged
+    | IncomingCall
+    | OutgoingCallStarted
+    | CallRinging
+    | CallAnswered
+    | CallEnded
+    | CallTransferred
+    | CallHoldChanged
+)

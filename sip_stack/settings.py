@@ -38,6 +38,7 @@ class SipSettings:
     tls_ca_file: str = ""
     tls_verify_server: bool = True
     user_agent: str = "deskphone"
+    accept_transfer: bool = True  # follow a far end's REFER / INVITE with Replaces; False: 603 Decline
     log_level: int = 3  # pjsip log level 0..6, forwarded to the Python logger
 
     def __post_init__(self) -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from firmware.effects import Effect, LedMode, PlayTone, Ring, RingPattern, SetLed, ShowText, ToneKind
+from firmware.effects import (
+    Effect,
+    LedMode,
+    PlayTone,
+    Ring,
+    RingPattern,
+    RouteAudio,
+    SetLed,
+    ShowText,
+    ToneKind,
+)
+from firmware.events import CallRecord
 from firmware.phone.state import ClickToCall, PhoneState
 
 
@@ -15,11 +26,27 @@ class Outputs:
     line_led: LedMode = "off"
     message_led: LedMode = "off"
     text: str = ""
+    audio_call: str | None = None  # the call the earpiece (and maybe the microphone) is connected to
+    microphone: bool = False  # the microphone reaches ``audio_call``
 
 
 def outputs_of(state: PhoneState) -> Outputs:
-    remote = state.call.remote if state.call else None
-    remote_text = (remote.name or remote.number) if remote else ""
+    outputs = _sight_and_sound(state)
+    call, transfer = state.call, state.transfer
+    if state.off_hook and call is not None and state.mode in ("outgoing", "in_call"):
+        if transfer is not None:  # hear the transfer target ring; nobody hears us until it answers
+            return replace(outputs, audio_call=transfer.call_id)
+        return replace(outputs, audio_call=call.call_id, microphone=state.mode == "in_call")
+    return outputs
+
+
+def _remote_text(record: CallRecord | None) -> str:
+    remote = record.remote if record else None
+    return (remote.name or remote.number) if remote else ""
+
+
+def _sight_and_sound(state: PhoneState) -> Outputs:
+    remote_text = _remote_text(state.call)
     message_led: LedMode = "on" if state.missed_call else "off"
     match state.mode:
         case "dialing":
@@ -27,6 +54,12 @@ def outputs_of(state: PhoneState) -> Outputs:
         case "outgoing":
             tone: ToneKind | None = "ringback" if state.ringback else None
             return Outputs(tone=tone, line_led="on", message_led=message_led, text=remote_text)
+        case "in_call" if state.transfer is not None:
+            tone = "ringback" if state.ringback else None
+            text = f"> {_remote_text(state.transfer)}"
+            return Outputs(tone=tone, line_led="on", message_led=message_led, text=text)
+        case "in_call" if state.held_by_remote:
+            return Outputs(line_led="blink", message_led=message_led, text=f"On hold: {remote_text}")
         case "in_call":
             return Outputs(line_led="on", message_led=message_led, text=remote_text)
         case "ringing_in":
@@ -61,6 +94,8 @@ def output_effects(before: Outputs | None, after: Outputs) -> list[Effect]:
         effects.append(SetLed("message", after.message_led))
     if before is None or before.text != after.text:
         effects.append(ShowText(after.text))
+    if before is None or (before.audio_call, before.microphone) != (after.audio_call, after.microphone):
+        effects.append(RouteAudio(after.audio_call, after.microphone))
     return effects
 
 

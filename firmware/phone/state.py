@@ -75,7 +75,11 @@ class PhoneState:
     last_number: str | None = None
     missed_call: bool = False
     call: CallRecord | None = None
-    remote_ringing: bool = False
+    # The call the SIP stack places because the far end of ``call`` transferred us (a REFER), while
+    # it is set up; it becomes ``call`` when it is answered or when the far end hangs up on ``call``.
+    transfer: CallRecord | None = None
+    held_by_remote: bool = False  # the far end of ``call`` put it on hold
+    remote_ringing: bool = False  # of the call being set up: ours in ``outgoing``, or ``transfer``
     ringback: bool = False
     end_tone: ToneKind | None = None
     click_to_call: ClickToCall | None = None

@@ -17,6 +17,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    ShowCaller,
 )
 from firmware.effects import (
     AnswerCall,
@@ -24,15 +25,18 @@ from firmware.effects import (
     Effect,
     EndCall,
     PlaceCall,
+    RouteAudio,
     SendDtmf,
     SendReply,
     StartTimer,
 )
-from firmware.events import CallRecord
+from firmware.events import CallRecord, Transfer
 from firmware.inputs import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
+    CallTransferred,
     IncomingCall,
     Input,
     OutgoingCallStarted,
@@ -57,7 +61,10 @@ Result = tuple[PhoneState, list[Effect]]
 def step(state: PhoneState, inp: Input, now: datetime) -> Result:
     """Handle one input at ``now``; return the new state and the effects to carry out, in order."""
     new_state, effects = _handle(state, inp, now)
-    return new_state, effects + output_effects(outputs_of(state), outputs_of(new_state))
+    outputs = output_effects(outputs_of(state), outputs_of(new_state))
+    # Muting comes before everything else: a hang-up takes a moment to leave the phone.
+    mute = [e for e in outputs if isinstance(e, RouteAudio) and not e.microphone]
+    return new_state, mute + effects + [e for e in outputs if e not in mute]
 
 
 def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
@@ -74,6 +81,8 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _cancel_dial(state, request_id, now)
         case Hangup():
             return _hangup(state, inp, now)
+        case ShowCaller():
+            return _show_caller(state, inp)
         case SetDoNotDisturb(enabled=enabled):
             return replace(state, dnd=enabled), []
         case RegistrationChanged():
@@ -83,15 +92,27 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
         case OutgoingCallStarted(call_id=call_id, sip_call_id=sip_call_id):
             if state.mode == "outgoing" and _is_current(state, call_id):
                 return _with_call(state, sip_call_id=sip_call_id), []
+            if _is_transfer(state, call_id):
+                return replace(state, transfer=replace(_transfer(state), sip_call_id=sip_call_id)), []
             return state, []
         case CallRinging():
             return _ringing(state, inp, now)
         case CallAnswered(call_id=call_id):
             if state.mode == "outgoing" and _is_current(state, call_id):
                 return _answered(state, now)
+            if _is_transfer(state, call_id):
+                return _transfer_answered(state, now)
             return state, []
+        case CallEnded() if _is_transfer(state, inp.call_id):
+            return _transfer_failed(state, inp, now)
         case CallEnded():
             return _ended(state, inp, now)
+        case CallTransferred():
+            return _transferred(state, inp, now)
+        case CallHoldChanged(call_id=call_id, held=held):
+            if state.mode == "in_call" and _is_current(state, call_id):
+                return replace(state, held_by_remote=held), []
+            return state, []
         case TimerFired(name=name):
             return _timer(state, name, now)
     raise TypeError(f"not a phone input: {inp!r}")
@@ -102,6 +123,15 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
 
 def _is_current(state: PhoneState, call_id: str) -> bool:
     return state.call is not None and state.call.call_id == call_id
+
+
+def _is_transfer(state: PhoneState, call_id: str) -> bool:
+    return state.transfer is not None and state.transfer.call_id == call_id
+
+
+def _transfer(state: PhoneState) -> CallRecord:
+    assert state.transfer is not None
+    return state.transfer
 
 
 def _with_call(state: PhoneState, **changes: Any) -> PhoneState:
@@ -119,6 +149,8 @@ def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
     rest = {
         "mode": "ended" if state.off_hook else "idle",
         "call": None,
+        "transfer": None,
+        "held_by_remote": False,
         "click_to_call": None,
         "digits": "",
         "remote_ringing": False,
@@ -222,6 +254,7 @@ def _replace(state: PhoneState, now: datetime) -> Result:
             effects += _end_locally(_current(state), "cancelled", now)
         case "in_call":
             effects += _end_locally(_current(state), "answered", now)
+            effects += _end_transfer_call(state, now)
     return _back_to_rest(down, end_tone=None), effects
 
 
@@ -230,6 +263,11 @@ def _end_locally(
 ) -> list[Effect]:
     ended = records.finished(record, now, disposition, "local", code)
     return [EndCall(record.call_id, code), records.call_event("call.ended", ended, now)]
+
+
+def _end_transfer_call(state: PhoneState, now: datetime) -> list[Effect]:
+    """Cancel the call a transfer is setting up, if there is one."""
+    return [] if state.transfer is None else _end_locally(state.transfer, "cancelled", now)
 
 
 def _press(state: PhoneState, key: str, now: datetime) -> Result:
@@ -341,11 +379,20 @@ def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
     if state.mode == "outgoing":
         effects = _end_locally(call, "cancelled", now)
     elif state.mode == "in_call":
-        effects = _end_locally(call, "answered", now)
+        effects = _end_locally(call, "answered", now) + _end_transfer_call(state, now)
     else:  # ringing_in, or a PBX click-to-call alerting: decline it
         effects = _end_locally(call, "rejected", now, code=DECLINE)
     effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=call.call_id)))
     return _back_to_rest(state, end_tone="busy"), effects
+
+
+def _show_caller(state: PhoneState, command: ShowCaller) -> Result:
+    """The CRM's name for the caller replaces the SIP display name of a call still in progress."""
+    call = state.call
+    if call is None or call.call_id != command.call_id or state.mode not in ("ringing_in", "in_call"):
+        return state, [_reply(command.request_id, "not_found", "no such call in progress")]
+    new_state = _with_call(state, remote=replace(call.remote, name=command.name))
+    return new_state, [SendReply(Reply.success(command.request_id, status="shown", call_id=call.call_id))]
 
 
 # --- SIP --------------------------------------------------------------------------------------------
@@ -380,17 +427,23 @@ def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
 
 
 def _ringing(state: PhoneState, inp: CallRinging, now: datetime) -> Result:
-    if state.mode != "outgoing" or not _is_current(state, inp.call_id):
+    if _is_transfer(state, inp.call_id):
+        record = _transfer(state)
+    elif state.mode == "outgoing" and _is_current(state, inp.call_id):
+        record = _current(state)
+    else:
         return state, []
     new_state = replace(state, remote_ringing=True, ringback=not inp.early_media)
     if state.remote_ringing:
         return new_state, []
-    return new_state, [records.call_event("call.ringing", _current(state), now)]
+    return new_state, [records.call_event("call.ringing", record, now)]
 
 
 def _ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
     if not _is_current(state, inp.call_id):
         return state, []
+    if state.transfer is not None and state.mode == "in_call":
+        return _transferred_away(state, inp, now)
     record = _current(state)
     hangup_by = "remote" if inp.by_remote else "local"
     missed_call = state.missed_call
@@ -406,4 +459,76 @@ def _ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
             disposition, end_tone = "missed", None
     ended = records.finished(record, now, disposition, hangup_by, inp.code, inp.reason)
     new_state = _back_to_rest(state, end_tone=end_tone, missed_call=missed_call)
+    return new_state, [records.call_event("call.ended", ended, now)]
+
+
+# --- being transferred --------------------------------------------------------------------------------
+#
+# situation                                    what the line does
+# REFER on the call we talk on                 the SIP stack calls the target: that call is ``transfer``
+#                                              (ringback, display "> target", earpiece on it, mic muted)
+# transfer call answered                       it becomes the call; the transferred call ends (BYE)
+# the far end hangs up the transferred call    the transfer call becomes the call, still being set up
+# transfer call fails                          forgotten; the transferred call goes on as it was
+# INVITE with Replaces of the call we talk on  the new (answered) call takes its place at once
+# the far end holds / resumes the call          "On hold: <remote>" and a blinking line LED / as before
+# anything else (handset down, no such call)   the new call is hung up
+
+
+def _handover(old: CallRecord, new: CallRecord) -> tuple[CallRecord, CallRecord]:
+    """The two records linked: ``old`` was transferred to ``new``."""
+    return (
+        replace(old, transferred_to=Transfer(new.call_id, new.remote)),
+        replace(new, transferred_from=Transfer(old.call_id, old.remote)),
+    )
+
+
+def _transferred(state: PhoneState, inp: CallTransferred, now: datetime) -> Result:
+    if not (state.off_hook and state.mode == "in_call" and _is_current(state, inp.call_id)):
+        return state, [EndCall(inp.new_call_id)]
+    old = _current(state)
+    effects = _end_transfer_call(state, now)  # a second REFER replaces the first
+    if inp.kind == "replaces":
+        new = records.inbound_record(inp.new_call_id, None, inp.remote, old.origin, now)
+        old, new = _handover(old, replace(new, answered_at=now))
+        ended = records.finished(old, now, "answered", "remote")
+        effects += [
+            records.call_event("call.ended", ended, now),
+            records.call_event("call.incoming", new, now),
+            records.call_event("call.answered", new, now),
+        ]
+        new_state = replace(state, call=new, transfer=None, held_by_remote=False, remote_ringing=False)
+        return replace(new_state, ringback=False), effects
+    new = records.outbound_record(inp.new_call_id, inp.remote.number, old.origin, None, now)
+    new = replace(new, remote=inp.remote, transferred_from=Transfer(old.call_id, old.remote))
+    effects.append(records.call_event("call.outgoing", new, now))
+    return replace(state, transfer=new, remote_ringing=False, ringback=False), effects
+
+
+def _transfer_answered(state: PhoneState, now: datetime) -> Result:
+    old, new = _handover(_current(state), replace(_transfer(state), answered_at=now))
+    ended = records.finished(old, now, "answered", "remote")
+    effects: list[Effect] = [
+        EndCall(old.call_id),
+        records.call_event("call.ended", ended, now),
+        records.call_event("call.answered", new, now),
+    ]
+    new_state = replace(state, call=new, transfer=None, held_by_remote=False, remote_ringing=False)
+    return replace(new_state, ringback=False), effects
+
+
+def _transferred_away(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    """The far end hung up the call it transferred: the transfer call, still ringing, is the call now."""
+    old, new = _handover(_current(state), _transfer(state))
+    ended = records.finished(old, now, "answered", "remote", inp.code, inp.reason)
+    new_state = replace(state, mode="outgoing", call=new, transfer=None, held_by_remote=False)
+    return new_state, [records.call_event("call.ended", ended, now)]
+
+
+def _transfer_failed(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    record = _transfer(state)
+    hangup_by = "remote" if inp.by_remote else "local"
+    disposition = records.outbound_failure(inp.code)
+    ended = records.finished(record, now, disposition, hangup_by, inp.code, inp.reason)
+    new_state = replace(state, transfer=None, remote_ringing=False, ringback=False)
     return new_state, [records.call_event("call.ended", ended, now)]

@@ -228,6 +228,10 @@ class Baresip:
     def hangup(self) -> dict[str, Any]:
         return self.command("hangup")
 
+    def transfer(self, uri: str) -> dict[str, Any]:
+        """Blind-transfer the current call to ``uri`` (a REFER to the other party)."""
+        return self.command("transfer", uri)
+
     def wait_for_event(self, event_type: str, timeout: float = 10.0) -> dict[str, Any]:
         """The next not yet consumed event of this type (events before it of other types are kept)."""
         deadline = time.monotonic() + timeout
@@ -258,6 +262,12 @@ class Baresip:
 
     def log_text(self) -> str:
         return read_log(self.log_path)
+
+    def kill(self) -> None:
+        """End baresip at once (SIGKILL): a far end that crashes, with no BYE."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
 
     def stop(self) -> None:
         if self._sock is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
+from lab.servers.baresip import Baresip
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
@@ -30,12 +32,18 @@ def phone_config_text(
     user: str = PHONE_USER,
     password: str = PHONE_PASSWORD,
     mqtt_port: int | None = None,
+    mqtt_options: str = "",
     mic_file: Path | None = None,
     dialplan: str = "interdigit_timeout_s = 2",
     log_level: str = "DEBUG",
+    sip_extra: str = "",
     extra: str = "",
 ) -> str:
-    mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
+    mqtt = (
+        f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n{mqtt_options}'
+        if mqtt_port
+        else "enabled = false\n"
+    )
     mic = f'mic_file = "{mic_file}"\n' if mic_file else ""
     return f"""[device]
 id = "{device_id}"
@@ -57,6 +65,7 @@ bind_address = "{LOOPBACK}"
 media_port = {free_port()}
 retry_interval_s = 2
 trusted_pbx = ["{LOOPBACK}"]
+{sip_extra}
 
 [dialplan]
 {dialplan}
@@ -98,6 +107,13 @@ class PhoneProcess:
     @property
     def socket_path(self) -> Path:
         return self.workdir / "sim.sock"
+
+    @property
+    def media_port(self) -> int:
+        """The first RTP port of the phone (pjsua2 takes its media ports from there upwards)."""
+        match = re.search(r"^media_port = (\d+)$", self.config_text, re.MULTILINE)
+        assert match is not None, "no media_port in the phone's config"
+        return int(match.group(1))
 
     @property
     def earpiece_path(self) -> Path:
@@ -163,6 +179,17 @@ class PhoneProcess:
             lambda s: len(events_of(s, event_type)) >= nth, timeout, f"event {event_type} #{nth}"
         )
         return events_of(state, event_type)[nth - 1]
+
+    def call_and_hang_up(self, far: Baresip, number: str) -> None:
+        """Lift, dial ``number``, wait until the auto-answering ``far`` and the phone are in the call,
+        hang up and wait until ``far`` saw the call close."""
+        self.client.hook(True)
+        self.wait_mode("dialing")
+        self.client.keys(f"{number}#")
+        far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        self.wait_mode("in_call")
+        self.client.hook(False)
+        far.wait_for_event("CALL_CLOSED", timeout=10)
 
     def log_text(self) -> str:
         return read_log(self.log_path)

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
@@ -17,7 +18,7 @@ import pytest
 
 from crm_bridge.codec import ERROR_CODES, LAST_WILL, encode_event, encode_reply, encode_status
 from firmware.commands import Reply
-from firmware.events import CallRecord, Event, EventType, Remote
+from firmware.events import CallRecord, Event, EventType, Remote, Transfer
 
 jsonschema = pytest.importorskip("jsonschema")
 yaml = pytest.importorskip("yaml")
@@ -67,6 +68,20 @@ def test_every_event_type_matches_the_schema(doc: dict[str, Any], event_type: st
     call = sample_call(event_type == "call.ended") if event_type.startswith("call.") else None
     data = {"request_id": "r1", "number": "1002", "crm": {"k": 1}} if "click_to_call" in event_type else {}
     check(doc, "Event", encode_event(Event(type=event_type, ts=NOW, call=call, data=data), 7, "dev1"))  # type: ignore[arg-type]
+
+
+def test_calls_linked_by_a_transfer_match_the_schema(doc: dict[str, Any]) -> None:
+    link = Transfer("xfer-1", Remote("1003", "Carol"))
+    for call in (
+        replace(sample_call(True), transferred_to=link),
+        replace(sample_call(False), transferred_from=link),
+    ):
+        payload = encode_event(Event(type="call.ended", ts=NOW, call=call), 8, "dev1")
+        check(doc, "Event", payload)
+        encoded = json.loads(payload)["call"]
+        assert {"call_id": "xfer-1", "remote": {"number": "1003", "name": "Carol"}} in encoded.values()
+    plain = json.loads(encode_event(Event(type="call.ended", ts=NOW, call=sample_call(True)), 9, "d"))
+    assert "transferred_to" not in plain["call"] and "transferred_from" not in plain["call"]
 
 
 def test_the_schema_knows_exactly_the_event_types_of_the_code(doc: dict[str, Any]) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
+from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs
 from lab.servers.phone import PHONE_PASSWORD, events_of
 
 pytestmark = pytest.mark.e2e
@@ -48,11 +47,6 @@ def tone_in(samples: np.ndarray, freq: float, tolerance: float = 15.0) -> bool:
         key=lambda s: float(np.mean(s.astype(np.float64) ** 2)),
     )
     return abs(dominant_frequency(best, RATE) - freq) < tolerance and rms_dbfs(best) > -40
-
-
-@pytest.fixture
-def mic_wav(tmp_path: Path) -> Path:
-    return write_sine_wav(tmp_path / "mic1k.wav", freq=1000.0, seconds=120.0, rate=RATE, amplitude=0.3)
 
 
 def test_registers_with_the_right_password(phone_factory):  # type: ignore[no-untyped-def]
@@ -250,3 +244,39 @@ def test_hash_as_the_first_key_redials_the_last_number(phone_factory, baresip_fa
     assert [e["call"]["remote"]["number"] for e in outgoing] == ["1002", "1002"]
     phone.client.hook(False)
     far.wait_for_event("CALL_CLOSED", timeout=10)
+
+
+def test_the_sim_console_shows_an_incoming_call_as_it_rings(phone_factory, baresip_factory, kamailio):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    far = baresip_factory("1002", auto_answer=False)
+    phone = phone_factory()
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    console = subprocess.Popen(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(phone.socket_path), "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout is not None and console.stdin is not None
+        line = ""
+        while not line.startswith("[idle]"):
+            line = console.stdout.readline()
+        far.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")  # nothing typed: the console shows it
+        while not line.startswith("[ringing_in]"):
+            line = console.stdout.readline()
+            assert line, "the console ended"
+        assert "ringer=normal" in line and "1002" in line
+        console.stdin.write("u\n")
+        console.stdin.flush()
+        while not line.startswith("[in_call]"):
+            line = console.stdout.readline()
+            assert line, "the console ended"
+        assert "hook=up" in line and "line=on" in line
+    finally:
+        if console.stdin is not None:
+            console.stdin.write("q\n")
+            console.stdin.close()
+        console.wait(10)

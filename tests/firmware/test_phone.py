@@ -22,6 +22,7 @@ from firmware.effects import (
     PlaceCall,
     PlayTone,
     Ring,
+    RouteAudio,
     SendDtmf,
     SendReply,
     SetLed,
@@ -32,17 +33,20 @@ from firmware.events import Remote
 from firmware.inputs import (
     CallAnswered,
     CallEnded,
+    CallHoldChanged,
     CallRinging,
+    CallTransferred,
     IncomingCall,
     OutgoingCallStarted,
     RegistrationChanged,
     TimerFired,
 )
-from firmware.phone import PhoneSettings, PhoneState, initial_effects, initial_state, step
+from firmware.phone import PhoneSettings, PhoneState, initial_effects, initial_state, outputs_of, step
 from firmware.phone.state import CALL_MODES, OFF_HOOK_MODES
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
 ALICE = Remote("201", "Alice")
+CAROL = Remote("1003", "Carol")
 
 
 @dataclass
@@ -133,6 +137,12 @@ def in_alerting_pbx():
     return phone
 
 
+def in_call_being_transferred():
+    phone = in_call_outbound()
+    phone.send(CallTransferred("c1", "x1", CAROL))
+    return phone
+
+
 def in_ended():
     phone = in_call_outbound()
     phone.send(CallEnded("c1", 200, "BYE", by_remote=True))
@@ -145,6 +155,7 @@ STATES = {
     "dialing_digits": in_dialing_with_digits,
     "outgoing": in_outgoing,
     "in_call": in_call_outbound,
+    "in_call_transferring": in_call_being_transferred,
     "ringing_in": in_ringing,
     "alerting": in_alerting,
     "alerting_pbx": in_alerting_pbx,
@@ -171,6 +182,14 @@ INPUTS = {
     "ended_c1": CallEnded("c1", 486, "Busy Here"),
     "ended_in1": CallEnded("in1", 487, "Request Terminated"),
     "ended_unknown": CallEnded("zz", 200),
+    "transferred": CallTransferred("c1", "x2", CAROL),
+    "replaced": CallTransferred("c1", "x2", CAROL, kind="replaces"),
+    "transferred_other": CallTransferred("zz", "x2", CAROL),
+    "held": CallHoldChanged("c1", True),
+    "x1_started": OutgoingCallStarted("x1", "sip-x1"),
+    "x1_ringing": CallRinging("x1", 180),
+    "x1_answered": CallAnswered("x1"),
+    "x1_ended": CallEnded("x1", 404, "Not Found"),
     "timer_interdigit": TimerFired("interdigit"),
     "timer_click": TimerFired("click_to_call"),
     "timer_unknown": TimerFired("whatever"),
@@ -186,6 +205,15 @@ def check_invariants(phone, inp):
     assert (state.call is not None) == bool(has_call)
     assert (state.click_to_call is not None) == (state.mode == "alerting")
     assert state.digits == "" or state.mode == "dialing"
+    assert state.transfer is None or state.mode == "in_call"
+    # privacy: the microphone reaches a call only with the handset up and that call connected
+    outputs = outputs_of(state)
+    if outputs.microphone:
+        assert state.off_hook and state.mode == "in_call" and outputs.audio_call == state.call.call_id
+    routes = [i for i, e in enumerate(phone.effects) if isinstance(e, RouteAudio) and not e.microphone]
+    ends = [i for i, e in enumerate(phone.effects) if isinstance(e, EndCall)]
+    if routes and ends:
+        assert routes[0] < ends[0], "the microphone is muted before a call is hung up"
     replies = phone.of(SendReply)
     assert len(replies) == (1 if hasattr(inp, "request_id") else 0)
     for event in phone.events():
@@ -206,6 +234,7 @@ def test_every_input_in_every_state_keeps_the_invariants(state_name, input_name)
     check_invariants(phone, inp)
     # and the phone can always be brought back to rest
     phone.send(ReplaceHandset(), after=1)
+    assert not outputs_of(phone.state).microphone and outputs_of(phone.state).audio_call is None
     if phone.state.call is not None:
         phone.send(CallEnded(phone.state.call.call_id, 487), after=1)
     if phone.state.mode == "alerting":
@@ -581,3 +610,94 @@ def test_initial_effects_set_every_output():
     assert Ring(None) in effects and PlayTone(None) in effects and ShowText("") in effects
     assert SetLed("line", "off") in effects and SetLed("message", "off") in effects
     assert PlayTone("dial") in initial_effects(initial_state(off_hook=True))
+
+
+# --- being transferred --------------------------------------------------------------------------------
+
+
+def test_blind_transfer_the_new_call_takes_over_when_answered():
+    phone = in_call_being_transferred()
+    (outgoing,) = phone.events()
+    assert outgoing.type == "call.outgoing" and outgoing.call.call_id == "x1"
+    assert outgoing.call.remote == CAROL and outgoing.call.transferred_from.call_id == "c1"
+    assert phone.of(RouteAudio) == [RouteAudio("x1", microphone=False)]
+    assert phone.of(ShowText) == [ShowText("> Carol")]
+    phone.send(OutgoingCallStarted("x1", "sip-x1"))
+    phone.send(CallRinging("x1", 180))
+    assert phone.event_types() == ["call.ringing"] and phone.of(PlayTone) == [PlayTone("ringback")]
+    phone.send(CallAnswered("x1"), after=2)
+    assert phone.of(EndCall) == [EndCall("c1")]
+    ended, answered = phone.events()
+    assert ended.type == "call.ended" and ended.call.call_id == "c1"
+    assert ended.call.disposition == "answered" and ended.call.transferred_to.call_id == "x1"
+    assert ended.call.transferred_to.remote == CAROL
+    assert answered.type == "call.answered" and answered.call.sip_call_id == "sip-x1"
+    assert phone.state.mode == "in_call" and phone.state.call.call_id == "x1"
+    assert phone.of(RouteAudio) == [RouteAudio("x1", microphone=True)]
+    assert phone.of(ShowText) == [ShowText("Carol")] and phone.of(PlayTone) == [PlayTone(None)]
+    phone.send(CallEnded("c1", 200, "BYE"))  # the referrer's BYE comes after: nothing more happens
+    assert phone.effects == [] and phone.state.call.call_id == "x1"
+    phone.send(ReplaceHandset(), after=5)
+    assert phone.effects[0] == RouteAudio(None, microphone=False)
+    assert EndCall("x1") in phone.effects
+    (ended,) = [e for e in phone.events() if e.type == "call.ended"]
+    assert ended.call.call_id == "x1" and ended.call.transferred_from.call_id == "c1"
+
+
+def test_a_failed_transfer_leaves_the_call_as_it_was():
+    phone = in_call_being_transferred()
+    phone.send(CallEnded("x1", 404, "Not Found"))
+    (ended,) = phone.events()
+    assert ended.call.call_id == "x1" and ended.call.disposition == "failed" and ended.call.sip_code == 404
+    assert phone.state.mode == "in_call" and phone.state.call.call_id == "c1" and phone.state.transfer is None
+    assert phone.of(RouteAudio) == [RouteAudio("c1", microphone=True)]
+    assert phone.of(EndCall) == []
+
+
+def test_the_referrer_hanging_up_first_leaves_the_transfer_call_ringing():
+    phone = in_call_being_transferred()
+    phone.send(CallRinging("x1", 180))
+    phone.send(CallEnded("c1", 200, "BYE"))
+    (ended,) = phone.events()
+    assert ended.call.call_id == "c1" and ended.call.transferred_to.call_id == "x1"
+    assert phone.state.mode == "outgoing" and phone.state.call.call_id == "x1"
+    phone.send(CallAnswered("x1"))
+    assert phone.event_types() == ["call.answered"] and phone.state.mode == "in_call"
+
+
+def test_hook_down_during_a_transfer_ends_both_calls_muted_first():
+    phone = in_call_being_transferred()
+    phone.send(ReplaceHandset())
+    assert phone.effects[0] == RouteAudio(None, microphone=False)
+    assert set(phone.of(EndCall)) == {EndCall("c1"), EndCall("x1")}
+    dispositions = {e.call.call_id: e.call.disposition for e in phone.events() if e.type == "call.ended"}
+    assert dispositions == {"c1": "answered", "x1": "cancelled"}
+
+
+def test_an_invite_with_replaces_takes_the_place_of_the_call():
+    phone = in_call_outbound()
+    phone.send(CallTransferred("c1", "x1", CAROL, kind="replaces"))
+    assert phone.event_types() == ["call.ended", "call.incoming", "call.answered"]
+    ended, incoming, _ = phone.events()
+    assert ended.call.transferred_to.call_id == "x1" and incoming.call.direction == "inbound"
+    assert phone.state.call.call_id == "x1" and phone.state.mode == "in_call"
+    assert phone.of(RouteAudio) == [RouteAudio("x1", microphone=True)]
+
+
+@pytest.mark.parametrize("state_name", ["idle", "ringing_in", "ended", "outgoing"])
+def test_a_transfer_of_no_call_we_talk_on_is_hung_up(state_name):
+    phone = STATES[state_name]()
+    phone.send(CallTransferred("c1", "x9", CAROL))
+    assert phone.of(EndCall) == [EndCall("x9")] and phone.state.transfer is None
+
+
+def test_the_display_says_when_the_far_end_holds_us():
+    phone = in_call_outbound()
+    phone.send(CallHoldChanged("c1", True))
+    assert phone.of(ShowText) == [ShowText("On hold: 55")] and phone.of(SetLed) == [SetLed("line", "blink")]
+    assert phone.of(RouteAudio) == []  # still our call: the microphone stays with it
+    phone.send(CallHoldChanged("c1", False))
+    assert phone.of(ShowText) == [ShowText("55")] and phone.of(SetLed) == [SetLed("line", "on")]
+    phone.send(CallHoldChanged("c1", True))
+    phone.send(CallEnded("c1", 200, "BYE"))
+    assert phone.state.held_by_remote is False

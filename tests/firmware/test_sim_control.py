@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,13 +36,23 @@ def panel() -> RecordingPanel:
 
 
 @pytest.fixture
-def socket_path(tmp_path: Path, panel: RecordingPanel) -> Iterator[Path]:
-    path = tmp_path / "sim.sock"
-    server = SimControlServer(path, panel, lambda: {"phone_state": "idle"})
-    server.start()
-    yield path
-    server.stop()
-    assert not path.exists()
+def phone_view() -> dict[str, Any]:
+    """What the fake daemon's snapshot shows; a test changes it and calls ``notify_changed``."""
+    return {"phone_state": "idle"}
+
+
+@pytest.fixture
+def server(tmp_path: Path, panel: RecordingPanel, phone_view: dict[str, Any]) -> Iterator[SimControlServer]:
+    running = SimControlServer(tmp_path / "sim.sock", panel, lambda: dict(phone_view))
+    running.start()
+    yield running
+    running.stop()
+    assert not (tmp_path / "sim.sock").exists()
+
+
+@pytest.fixture
+def socket_path(server: SimControlServer, tmp_path: Path) -> Path:
+    return tmp_path / "sim.sock"
 
 
 def test_hook_keys_and_state(socket_path: Path, panel: RecordingPanel) -> None:
@@ -60,6 +73,8 @@ def test_hook_keys_and_state(socket_path: Path, panel: RecordingPanel) -> None:
         (b'{"op": "keys", "keys": "12a"}\n', "0-9"),
         (b'{"op": "keys"}\n', "0-9"),
         (b'{"op": "hook", "state": "sideways"}\n', "'up' or 'down'"),
+        (b'{"op": "watch"}\n', "'since' must be a version"),
+        (b'{"op": "watch", "since": 0, "timeout": 3600}\n', "'timeout' must be"),
         (b'{"op": "keys", "keys": "' + b"1" * 5000 + b'"}\n', "longer than"),
     ],
 )
@@ -83,9 +98,6 @@ def test_client_raises_control_error_with_the_reason(socket_path: Path) -> None:
 
 
 def test_the_console_drives_the_panel_from_typed_lines(socket_path: Path, panel: RecordingPanel) -> None:
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "console"],
         input="u\n1002#\nx\nd\nq\n",
@@ -95,5 +107,68 @@ def test_the_console_drives_the_panel_from_typed_lines(socket_path: Path, panel:
     )
     assert result.returncode == 0, result.stderr
     assert panel.actions == ["lift", "1", "0", "0", "2", "#", "replace"]
-    assert "[idle]" in result.stdout  # the state line after each command
+    assert "[idle]" in result.stdout  # the state line
     assert "commands:" in result.stdout  # "x" is not a command: the help is shown again
+
+
+def test_watch_answers_at_the_next_change_not_before(
+    server: SimControlServer, socket_path: Path, phone_view: dict[str, Any]
+) -> None:
+    with SimClient(socket_path) as client:
+        version = client.state()["version"]
+        assert client.watch(version, timeout=0.2)["version"] == version  # no change: the timeout
+        answer: dict[str, Any] = {}
+        watching = threading.Thread(target=lambda: answer.update(client.watch(version, timeout=30)))
+        watching.start()
+        phone_view["phone_state"] = "ringing_in"
+        server.notify_changed()
+        watching.join(10)
+        assert answer["phone_state"] == "ringing_in" and answer["version"] == version + 1
+
+
+def test_the_console_redraws_the_state_line_when_the_phone_changes_by_itself(
+    server: SimControlServer, socket_path: Path, phone_view: dict[str, Any]
+) -> None:
+    console = subprocess.Popen(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert console.stdout is not None
+        line = ""
+        while not line.startswith("[idle]"):
+            line = console.stdout.readline()
+        # a call rings in: nobody types anything, the console shows it
+        phone_view.update(phone_state="ringing_in", ringer="normal", display="1002")
+        server.notify_changed()
+        redrawn = console.stdout.readline()
+        assert redrawn.startswith("[ringing_in] ") and "ringer=normal" in redrawn and "1002" in redrawn
+    finally:
+        assert console.stdin is not None
+        console.stdin.write("q\n")
+        console.stdin.close()
+        console.wait(10)
+
+
+def test_sim_state_follow_prints_a_line_at_every_change(
+    server: SimControlServer, socket_path: Path, phone_view: dict[str, Any]
+) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "state", "--follow"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        line = ""
+        while line != "}\n":  # the JSON state first
+            line = follower.stdout.readline()
+            assert line, "sim state ended"
+        phone_view.update(phone_state="ringing_in", ringer="normal")
+        server.notify_changed()
+        assert follower.stdout.readline().startswith("[ringing_in] ")
+    finally:
+        follower.terminate()
+        follower.wait(10)

@@ -103,6 +103,7 @@ def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua
     alsa.start()
 
     ua.make_call("c1", "bob")
+    ua.route_audio("c1", microphone=True)
     started = rec.wait_for(OutgoingCallStarted)
     assert started.call_id == "c1" and started.sip_call_id
     rec.wait_for(CallAnswered, lambda e: e.call_id == "c1")
@@ -213,10 +214,10 @@ def phone_settings_direct(port: int):
     )
 
 
-def raw_invite(phone_port: int, pbx_port: int) -> str:
+def raw_invite(phone_port: int, pbx_port: int, media: str = "0\r\na=rtpmap:0 PCMU/8000") -> str:
     sdp = (
         "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio {free_port()} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"m=audio {free_port()} RTP/AVP {media}\r\n"
     )
     return (
         f"INVITE sip:phone@127.0.0.1:{phone_port} SIP/2.0\r\n"
@@ -234,3 +235,25 @@ def raw_invite(phone_port: int, pbx_port: int) -> str:
         f"Content-Length: {len(sdp)}\r\n"
         "\r\n" + sdp
     )
+
+
+def test_wideband_is_answered_whatever_the_order_of_the_offer(ua_factory) -> None:
+    """An offer of opus, PCMU, PCMA, G722 (in that order) is answered with G722 alone (+ DTMF)."""
+    port = free_port()
+    ua, rec = ua_factory(phone_settings_direct(port))
+    offer = (
+        "96 0 8 9 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+        "a=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv"
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pbx:
+        pbx.bind(("127.0.0.1", 0))
+        pbx.settimeout(5)
+        pbx.sendto(raw_invite(port, pbx.getsockname()[1], offer).encode(), ("127.0.0.1", port))
+        incoming = rec.wait_for(IncomingCall)
+        ua.answer(incoming.call_id)
+        reply = ""
+        while not reply.startswith("SIP/2.0 200"):
+            reply = pbx.recv(8192).decode()
+        (m_line,) = [line for line in reply.splitlines() if line.startswith("m=audio")]
+        assert m_line.split()[3:] == ["9", "101"], reply
+        ua.hangup(incoming.call_id)

@@ -1,0 +1,17 @@
+"""Fixtures shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.servers.audio import write_sine_wav
+
+RATE = 16000
+
+
+@pytest.fixture
+def mic_wav(tmp_path: Path) -> Path:
+    """The phone's microphone: a 1 kHz sine, two minutes long."""
+    return write_sine_wav(tmp_path / "mic1k.wav", freq=1000.0, seconds=120.0, rate=RATE, amplitude=0.3)

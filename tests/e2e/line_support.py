@@ -1,0 +1,47 @@
+"""Helpers for the line tests: what the phone sends on the wire (a loopback sniffer) and hears."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from lab.servers.phone import PhoneProcess
+from lab.sniff import Packet, rtp_payload, ulaw_decode
+
+LOUD_DBFS = -40.0  # the microphone file plays a 1 kHz sine at about -13 dBFS; silence is -inf
+PCMU_ONLY = 'codecs = ["PCMU/8000"]'  # the sniffer decodes G.711 mu-law
+
+
+class PhoneRtpWatch:
+    """Records, from the loopback sniffer, the level of each PCMU RTP packet the phone sends."""
+
+    def __init__(self, phone: PhoneProcess) -> None:
+        first = phone.media_port
+        self._ports = range(first, first + 100)
+        self._lock = threading.Lock()
+        self.packets: list[tuple[float, float]] = []  # (monotonic time, dBFS)
+
+    def __call__(self, packet: Packet) -> None:
+        if packet.proto != 17 or packet.sport not in self._ports:
+            return
+        rtp = rtp_payload(packet.payload)
+        if rtp is None or rtp[0] != 0 or not rtp[1]:
+            return
+        samples = ulaw_decode(rtp[1])
+        power = sum(s * s for s in samples) / len(samples)
+        level = 10 * math.log10(power / 32768**2) if power else -math.inf
+        with self._lock:
+            self.packets.append((packet.t, level))
+
+    def loud_since(self, since: float) -> int:
+        """How many packets with microphone sound the phone sent since ``since``."""
+        with self._lock:
+            return sum(1 for t, level in self.packets if t >= since and level > LOUD_DBFS)
+
+    def wait_loud(self, timeout: float = 10.0) -> None:
+        """Wait until the phone sends microphone sound (the call is connected both ways)."""
+        start = time.monotonic()
+        while self.loud_since(start) < 10:
+            assert time.monotonic() - start < timeout, "the phone sent no microphone audio"
+            time.sleep(0.05)

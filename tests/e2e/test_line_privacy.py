@@ -1,0 +1,98 @@
+"""The privacy invariant on every path that ends a call: no microphone audio leaves the phone unless
+the handset is up and a call is connected. A loopback sniffer decodes the phone's RTP (PCMU)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lab import sniff
+from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch
+
+pytestmark = pytest.mark.e2e
+
+GRACE_S = 0.1  # a frame already on its way when the phone muted
+WATCH_S = 2.5
+
+
+@pytest.fixture
+def sniffer() -> Iterator[sniff.Sniffer]:
+    if not sniff.available():
+        pytest.skip("a loopback sniffer needs root or CAP_NET_RAW")
+    with sniff.Sniffer() as running:
+        yield running
+
+
+@pytest.fixture
+def line(phone_factory, baresip_factory, sniffer, mic_wav):  # type: ignore[no-untyped-def]
+    """A phone in a call with 1002 (baresip), its microphone (1 kHz) heard on the wire."""
+
+    def start(sip_extra: str = ""):  # type: ignore[no-untyped-def]
+        far = baresip_factory("1002", auto_answer=True)
+        phone = phone_factory(mic_file=mic_wav, sip_extra=f"{PCMU_ONLY}\n{sip_extra}")
+        watch = PhoneRtpWatch(phone)
+        sniffer.add(watch)
+        phone.wait_for(lambda s: s["registered"], what="registration")
+        phone.client.hook(True)
+        phone.wait_mode("dialing")
+        phone.client.keys("1002#")
+        far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        phone.wait_mode("in_call")
+        watch.wait_loud()  # the sniffer sees the microphone while the call is up
+        return phone, far, watch
+
+    return start
+
+
+def assert_silent_from(watch: PhoneRtpWatch, since: float) -> None:
+    time.sleep(WATCH_S)
+    assert watch.loud_since(since + GRACE_S) == 0, "microphone audio left the phone after the call"
+
+
+def test_hang_up(line) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    phone.client.hook(False)
+    phone.wait_mode("idle")
+    assert_silent_from(watch, time.monotonic())
+    far.wait_for_event("CALL_CLOSED")
+
+
+def test_remote_bye_with_the_handset_still_up(line) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    far.hangup()
+    phone.wait_mode("ended")
+    assert_silent_from(watch, time.monotonic())
+
+
+def test_far_end_crash_ends_the_call_on_rtp_timeout(line) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line("rtp_timeout_s = 2")
+    far.kill()
+    phone.wait_mode("ended", timeout=20)
+    ended = phone.wait_event("call.ended")
+    assert ended["call"]["sip_code"] == 408
+    assert_silent_from(watch, time.monotonic())
+
+
+def test_transfer_then_hang_up(line, baresip_factory, kamailio) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    carol = baresip_factory("1003", auto_answer=True)
+    far.transfer(f"sip:1003@{kamailio.host}:{kamailio.port}")
+    carol.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    phone.wait_for(lambda s: (s["call"] or {}).get("remote") == "1003", what="the transfer call")
+    watch.wait_loud()  # the new party hears the phone
+    phone.client.hook(False)
+    phone.wait_mode("idle")
+    assert_silent_from(watch, time.monotonic())
+    carol.wait_for_event("CALL_CLOSED", timeout=10)
+
+
+def test_failed_transfer(line, kamailio) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    far.transfer(f"sip:4040@{kamailio.host}:{kamailio.port}")  # nobody: 404, baresip 1.0 then hangs up
+    phone.wait_mode("ended", timeout=15)
+    assert_silent_from(watch, time.monotonic())
+    phone.client.hook(False)
+    phone.wait_mode("idle")
+    assert phone.alive()
