@@ -20,11 +20,14 @@ APT_PACKAGES += openssl
 # Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
 # (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
 APT_PACKAGES += linphone-cli iproute2
+# make dist-pi: the aarch64 cross compiler, and arm64 Debian roots under QEMU for make test-aarch64;
+# debugfs (e2fsprogs) lets flash.py read the image's release from its root partition.
+APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdebstrap arch-test e2fsprogs
 
 # kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py)
 APT_PACKAGES += kamailio-tls-modules
 
-.PHONY: all deps deps-apt deps-py run postgres test test-fast lint format bench bench-quick dist clean
+.PHONY: all deps deps-apt deps-py run postgres test test-fast test-aarch64 lint format bench bench-quick dist dist-pi pi-roots clean
 
 all: test
 
@@ -42,7 +45,7 @@ deps-apt:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,gateway]'
+	$(PY) -m pip install -q -e '.[test,gateway,dist]'
 	touch $@
 
 deps-py: $(VENV)/.installed
@@ -80,12 +83,44 @@ bench-quick: deps
 	$(PY) -m bench.run --quick
 	$(PY) -m bench.broker_tls --quick
 
+# make dist: the bundle for this machine's architecture. make dist-pi (= make dist BOARD=rpi-v1):
+# the Raspberry Pi bundle in dist/rpi-v1, cross-built here from the pinned pjproject source.
+BOARD ?=
+PI_DIST ?= dist/rpi-v1
+PI_BUILD ?= build/pi
+PJPROJECT_TARBALL ?= ../shared/vendor/pjproject-2.15.1.tar.gz
+
 dist: deps-py
-	rm -rf dist
+ifeq ($(BOARD),rpi-v1)
+	$(MAKE) dist-pi
+else
+	rm -rf dist/wheelhouse dist/*.whl
 	$(PY) -m pip wheel -q --no-deps -w dist .
-	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt
-	@# pyalsaaudio is compiled on the phone at first boot (no wheels for the Pi on PyPI).
-	$(PY) -m pip download -q --no-deps --no-binary :all: -d dist/wheelhouse pyalsaaudio
+	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt pyalsaaudio
+endif
+
+dist-pi: deps
+	PYTHON=$(abspath $(PY)) PATH=$(abspath $(VENV))/bin:$$PATH PJPROJECT_TARBALL=$(PJPROJECT_TARBALL) \
+		nice -n 10 tools/pi/dist.sh $(PI_DIST) $(PI_BUILD)
+
+# arm64 Debian roots standing in for the phone's root file system (bookworm also runs the tests).
+PI_ROOTS ?= $(PI_BUILD)/roots
+pi-roots: deps-apt
+	tools/pi/emulation.sh
+	rm -rf $(PI_ROOTS)
+	nice -n 10 tools/pi/root.sh bookworm $(PI_ROOTS)/bookworm kamailio baresip-core mosquitto
+	nice -n 10 tools/pi/root.sh trixie $(PI_ROOTS)/trixie
+
+# The Raspberry Pi bundle proven on aarch64 under QEMU: the wheel checks, the first boot of a
+# provisioned card for bookworm and trixie, the unit tests and tests/sip_stack. Builds everything
+# fresh (nothing is reused across runs) and removes the roots at the end.
+test-aarch64: deps
+	@start=$$(date +%s); \
+	$(MAKE) -j2 --no-print-directory dist-pi pi-roots && \
+	PI_BUNDLE=$(PI_DIST) PI_ROOTS=$(PI_ROOTS) $(PY) -m pytest -q tests/aarch64 && \
+	PYTHON=$(abspath $(PY)) tools/pi/test_in_root.sh $(PI_ROOTS)/bookworm $(PI_DIST) $(PI_BUILD); \
+	status=$$?; rm -rf $(PI_ROOTS); \
+	echo "test-aarch64: $$(( $$(date +%s) - start )) s, exit $$status"; exit $$status
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info $(RUN_DIR)

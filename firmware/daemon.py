@@ -82,7 +82,10 @@ class Daemon:
         self._parts.callback(factory.close)
         audio_settings = self._audio_settings()
         if config.board.name == "sim":
+            from hal.sim_alsa import remove_mic_copy
             from hal.simulated import SimulatedPanel
+
+            self._parts.callback(remove_mic_copy, config.sim.asoundrc)
 
             self.panel = SimulatedPanel(factory, self.board)
 

@@ -89,7 +89,7 @@ def write_asoundrc(
     samples = b"" if mic_file is None else _pcm_bytes(Path(mic_file), rate)
     if len(samples) % 2:
         samples = samples[:-1]
-    infile = path.with_name(path.name + ".mic.raw").absolute()
+    infile = mic_copy(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     earpiece.parent.mkdir(parents=True, exist_ok=True)
     with open(infile, "wb") as out:
@@ -102,6 +102,17 @@ def write_asoundrc(
     )
     logger.info("asoundrc %s: mic %s (%d bytes), earpiece %s", path, mic_file, len(samples), earpiece)
     return CAPTURE_PCM, PLAYBACK_PCM
+
+
+def mic_copy(asoundrc: str | os.PathLike[str]) -> Path:
+    """The microphone copy (with its sparse silence) that :func:`write_asoundrc` puts beside ``asoundrc``."""
+    path = Path(asoundrc)
+    return path.with_name(path.name + ".mic.raw").absolute()
+
+
+def remove_mic_copy(asoundrc: str | os.PathLike[str]) -> None:
+    """Delete the microphone copy: its apparent size (64 GiB) makes archiving its directory slow."""
+    mic_copy(asoundrc).unlink(missing_ok=True)
 
 
 def use_asoundrc(path: str | os.PathLike[str]) -> None:

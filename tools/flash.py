@@ -35,6 +35,7 @@ from tools.provisioning.inventory import (
     write_private,
 )
 from tools.provisioning.provision import Result, check_target, provision
+from tools.provisioning.release import PYTHON_OF
 from tools.provisioning.verify import verify_target
 
 HIDDEN = "(hidden)"
@@ -90,6 +91,14 @@ def _site(args: argparse.Namespace) -> Site:
     )
 
 
+def _add_release_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--release",
+        choices=sorted(PYTHON_OF),
+        help="Raspberry Pi OS release of the image, picks the bundle's wheels (default: read from the image)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flash.py",
@@ -117,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--boot-mount", default=firstboot.BOOT_MOUNT, help=BOOT_MOUNT_HELP)
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    _add_release_option(p)
     _add_site_options(p)
     p.set_defaults(handler=cmd_provision)
 
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the inventory, the site, the bundle and the base image; write nothing",
     )
+    _add_release_option(b)
     _add_site_options(b)
     b.set_defaults(handler=cmd_bulk)
 
@@ -238,6 +249,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
         base=args.base,
         boot_mount=args.boot_mount,
         dry_run=args.dry_run,
+        release=args.release,
     )
     if not args.dry_run:
         store.save()
@@ -248,6 +260,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     print(
         f"{'dry run: ' if args.dry_run else ''}{result.device_id}: "
         f"{len(result.files)} files, first boot: {result.mode}"
+        + (f", wheels for {result.release}" if result.release else "")
     )
     return 0
 
@@ -344,6 +357,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
                 base=args.base,
                 boot_mount=args.boot_mount,
                 dry_run=args.dry_run,
+                release=args.release,
             )
         except ProvisioningError as exc:
             results.append((device, None, f"FAILED: {exc}"))
@@ -421,7 +435,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 for d in devices
             ]
     found = verify_target(args.target, devices, site, boot_mount=args.boot_mount)
-    print(f"{args.target}: {found.device_id} OK ({found.files} files, first boot via {found.mode})")
+    release = f", Raspberry Pi OS {found.release}" if found.release else ""
+    print(f"{args.target}: {found.device_id} OK ({found.files} files, first boot via {found.mode}{release})")
     return 0
 
 

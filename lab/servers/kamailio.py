@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,19 @@ from lab.servers.ports import LOOPBACK, free_port
 logger = logging.getLogger(__name__)
 
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
-MODULES_DIR = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+
+
+def modules_dir() -> str:
+    """Where this system's kamailio keeps its modules: Debian puts them under the multiarch triplet."""
+    triplet = sysconfig.get_config_var("MULTIARCH") or ""
+    candidates = [Path("/usr/lib") / triplet / "kamailio/modules"] if triplet else []
+    candidates += [Path("/usr/lib64/kamailio/modules"), Path("/usr/lib/kamailio/modules")]
+    candidates += sorted(Path("/usr/lib").glob("*/kamailio/modules"))
+    found = next((c for c in candidates if (c / "tm.so").exists()), candidates[0])
+    return str(found)
+
+
+MODULES_DIR = modules_dir()
 
 _CONFIG = """#!KAMAILIO
 debug=2

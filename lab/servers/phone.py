@@ -84,11 +84,16 @@ level = "{log_level}"
 
 @dataclass
 class PhoneProcess:
-    """``deskphone run`` on the sim board; ``client`` is its control socket."""
+    """``deskphone run`` on the sim board; ``client`` is its control socket.
+
+    ``argv`` replaces the default command (this checkout's firmware with ``config_text`` written to
+    ``workdir``): e.g. an installed phone's service command, its config already in place.
+    """
 
     workdir: Path
     config_text: str
     sip_port: int
+    argv: list[str] | None = None
     proc: subprocess.Popen[bytes] | None = None
     _client: SimClient | None = field(default=None, repr=False)
 
@@ -117,11 +122,14 @@ class PhoneProcess:
 
     def start(self, timeout: float = 15.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        write_private(self.config_path, self.config_text)
+        argv = self.argv
+        if argv is None:
+            write_private(self.config_path, self.config_text)
+            argv = [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config_path)]
         self.socket_path.unlink(missing_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config_path)],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

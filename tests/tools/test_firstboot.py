@@ -19,6 +19,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown to the service 
 
 
 def _scratch_root(tmp_path: Path, site: Site, bundle: Path) -> tuple[Path, Path]:
+    # The first boot runs pip from the bundle's own pip wheel (the image needs no python3-venv).
+    (bundle / "wheelhouse" / "pip-24.0-py3-none-any.whl").write_bytes(b"PK\x03\x04 pip\n" * 50)
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     # A Raspberry Pi OS-like account database (audio exists, gpio exists).
@@ -90,8 +92,12 @@ def test_enable_then_run_installs_and_cleans_up(tmp_path: Path, site: Site, bund
 
     # The commands it would run to install the firmware.
     log = (root / "var/log/deskphone-firstboot.log").read_text()
-    assert "run: python3 -m venv --system-site-packages " + str(root) + "/opt/deskphone/venv" in log
-    assert f"pip install --no-index --find-links {boot}/deskphone/bundle/wheelhouse" in log
+    assert (
+        "run: python3 -m venv --without-pip --system-site-packages " + str(root) + "/opt/deskphone/venv"
+        in log
+    )
+    assert f"pip install --quiet --no-index --find-links {boot}/deskphone/bundle/wheelhouse" in log
+    assert "apt-get" not in log  # offline: nothing from the distribution's archive
     assert "deskphone-0.1.0-py3-none-any.whl" in log
     assert "systemctl" not in log  # a scratch root never touches the running system
     assert "sip-secret-7" not in log + proc.stderr

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import firstboot
-from .bundle import bundle_files, stage_bundle
+from .bundle import bundle_files, pythons, stage_bundle
 from .device import Device, Site, check_device, config_text, secrets_text
 from .errors import InvalidDevice, ProvisioningError, RefusedTarget, WriteFailed
 from .fat import FatVolume
 from .image import base_boot_files, boot_volume, check_block_device, copy_base_image, is_block_device
+from .release import PYTHON_OF, image_release
 
 DEST = "/deskphone"
 MANIFEST = "MANIFEST"
@@ -32,10 +33,16 @@ class Result:
     mode: str = ""
     files: list[str] = field(default_factory=list)
     dry_run: bool = False
+    release: str | None = None
 
 
-def stage(device: Device, site: Site, bundle: Path, root: Path, boot_mount: str) -> list[str]:
-    """Lay out ``root/deskphone/`` exactly as it will be on the boot partition; the relative file list."""
+def stage(
+    device: Device, site: Site, bundle: Path, root: Path, boot_mount: str, python: str | None = None
+) -> list[str]:
+    """Lay out ``root/deskphone/`` exactly as it will be on the boot partition; the relative file list.
+
+    ``python`` (``cp311``...) picks the compiled wheels of a bundle built for several Pythons.
+    """
     out = root / "deskphone"
     out.mkdir(mode=0o700)
     (out / "deskphone.toml").write_text(config_text(device, site), encoding="utf-8")
@@ -47,7 +54,7 @@ def stage(device: Device, site: Site, bundle: Path, root: Path, boot_mount: str)
     (out / "deskphone.service").write_text(firstboot.service_unit(), encoding="utf-8")
     if site.mqtt_ca_file is not None:
         (out / "ca.pem").write_bytes(site.mqtt_ca_file.read_bytes())
-    stage_bundle(bundle, out / "bundle")
+    stage_bundle(bundle, out / "bundle", python)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     manifest = "".join(f"{hashlib.sha256((out / f).read_bytes()).hexdigest()}  {f}\n" for f in files)
     (root / MANIFEST).write_text(manifest, encoding="utf-8")
@@ -75,18 +82,39 @@ def provision(
     base: Path | None = None,
     boot_mount: str = firstboot.BOOT_MOUNT,
     dry_run: bool = False,
+    release: str | None = None,
     echo: Echo = print,
 ) -> Result:
-    """Validate, then write ``device`` onto ``target`` (optionally after writing ``base`` onto it)."""
+    """Validate, then write ``device`` onto ``target`` (optionally after writing ``base`` onto it).
+
+    ``release`` (bookworm, trixie) is the image's Raspberry Pi OS release; by default it is read from
+    the image, which for a compressed base is possible only once it is written.
+    """
     errors = check_device(device, site)
     if errors:
         raise InvalidDevice(errors)
-    bundle_files(bundle)
+    needs_release = bool(pythons(bundle_files(bundle)))
+    if release is not None and release not in PYTHON_OF:
+        raise InvalidDevice([f"--release {release}: one of {', '.join(PYTHON_OF)}"])
     check_target(target, base)
     result = Result(target=target, device_id=device.device_id, dry_run=dry_run)
+    inspect = target if base is None else base
+    if needs_release and release is None and inspect.suffix != ".xz":
+        release = _read_release(inspect)
+    if needs_release and release is None and base is not None and not dry_run:
+        _write_base(base, target, echo)  # the release of a compressed base shows once it is written
+        base = None
+        release = _read_release(target)
+    result.release = release
+    python = PYTHON_OF.get(release or "")
     with tempfile.TemporaryDirectory(prefix="deskphone-stage-") as tmp:
         staging = Path(tmp)
-        result.files = [f"{DEST}/{f}" for f in stage(device, site, bundle, staging, boot_mount)]
+        if needs_release and python is None and dry_run:
+            result.files = []
+            result.mode = "unknown until the base image is decompressed (or give --release)"
+            echo(f"would write {target} ({device.device_id}); the bundle's Python depends on the release")
+            return result
+        result.files = [f"{DEST}/{f}" for f in stage(device, site, bundle, staging, boot_mount, python)]
         if dry_run:
             names = boot_volume(target).listdir("/") if base is None else base_boot_files(base)
             result.mode = firstboot.detect(list(names))
@@ -125,6 +153,15 @@ def provision(
         f"{target}: provisioned {device.device_id} ({len(result.files)} files, first boot via {result.mode})"
     )
     return result
+
+
+def _read_release(image: Path) -> str | None:
+    release = image_release(image)
+    if release is not None and release not in PYTHON_OF:
+        raise InvalidDevice(
+            [f"{image}: Raspberry Pi OS {release} is not supported (supported: {', '.join(PYTHON_OF)})"]
+        )
+    return release
 
 
 def _write_base(base: Path, target: Path, echo: Echo) -> None:

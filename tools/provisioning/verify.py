@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from . import firstboot
-from .bundle import SUMS, parse_sums
+from .bundle import SUMS, parse_sums, wheel_python
 from .device import Device, Site, render_config, validate
 from .errors import VerifyFailed
 from .image import boot_volume
 from .provision import DEST, MANIFEST
+from .release import PYTHON_OF, image_release
 
 DEVICE_KEYS = (("device", "id"), ("device", "name"), ("board", "name"), ("sip", "user"))
 
@@ -23,6 +24,7 @@ class Found:
     device_id: str
     mode: str
     files: int
+    release: str | None = None
 
 
 def _toml(volume_read: bytes, name: str, problems: list[str]) -> dict[str, Any]:
@@ -69,6 +71,9 @@ def verify_target(
     else:
         problems.append(f"{DEST}/{sums_name}: missing")
 
+    release = image_release(target)
+    problems += _check_wheels([Path(n) for n in contents if n.startswith("bundle/")], release)
+
     config = _toml(contents.get("deskphone.toml", b""), "deskphone.toml", problems)
     secrets = _toml(contents.get("secrets.toml", b""), "secrets.toml", problems)
     device_id = str(config.get("device", {}).get("id", ""))
@@ -94,7 +99,24 @@ def verify_target(
         problems.append("cmdline.txt: the first-boot systemd.run= hook is missing")
     if problems:
         raise VerifyFailed(problems)
-    return Found(device_id=device_id, mode=mode, files=len(manifest))
+    return Found(device_id=device_id, mode=mode, files=len(manifest), release=release)
+
+
+def _check_wheels(files: list[Path], release: str | None) -> list[str]:
+    """Compiled wheels on the card must be for the image's Python, and pjsua2 among them."""
+    if release is None:
+        return []
+    python = PYTHON_OF.get(release)
+    if python is None:
+        return [f"the image is Raspberry Pi OS {release}; supported: {', '.join(PYTHON_OF)}"]
+    problems = [
+        f"{f}: built for {wheel_python(f)}, the image ({release}) has {python}"
+        for f in files
+        if wheel_python(f) not in (None, python)
+    ]
+    if not any(f.name.startswith("pjsua2-") and wheel_python(f) == python for f in files):
+        problems.append(f"bundle/wheelhouse: no pjsua2 wheel for {python} ({release}): see make dist-pi")
+    return problems
 
 
 def _compare(config: dict[str, Any], secrets: dict[str, Any], device: Device, site: Site | None) -> list[str]:

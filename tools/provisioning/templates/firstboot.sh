@@ -10,7 +10,9 @@
 #   DESKPHONE_ROOT=DIR           act on DIR as the root file system (default /); user entries are
 #                                written with useradd/groupadd --prefix DIR, nothing is started
 #   DESKPHONE_BOOT=DIR           the boot partition (default $DESKPHONE_ROOT@BOOT_MOUNT@)
-#   DESKPHONE_SKIP_INSTALL=1     log the apt/venv/pip/systemctl commands without running them
+#   DESKPHONE_SKIP_INSTALL=1     log the venv/pip/systemctl commands without running them
+#
+# It needs nothing from the network: python3 and libasound2 from the image, the rest from the bundle.
 set -euo pipefail
 umask 077
 
@@ -97,23 +99,30 @@ install_config() {
 }
 
 install_firmware() {
-    local wheelhouse=$SRC/bundle/wheelhouse wheel
+    local wheelhouse=$SRC/bundle/wheelhouse wheel pip_wheel
     wheel=$(find "$SRC/bundle" -maxdepth 1 -name 'deskphone-*.whl' | head -n1)
     [ -n "$wheel" ] || die "no deskphone wheel in $SRC/bundle"
+    pip_wheel=$(find "$wheelhouse" -maxdepth 1 -name 'pip-*.whl' | head -n1)
+    [ -n "$pip_wheel" ] || die "no pip wheel in $wheelhouse"
     install -d -m 0755 "$ROOT/opt/deskphone"
-    # lgpio comes from Raspberry Pi OS (the venv sees it); pyalsaaudio is built from the sdist in the
-    # wheelhouse, because the distribution's python3-alsaaudio (0.8) is older than the firmware needs.
-    do_run apt-get install -y --no-install-recommends python3-venv python3-dev gcc libasound2-dev python3-lgpio
-    do_run python3 -m venv --system-site-packages "$ROOT$VENV"
-    do_run "$ROOT$VENV/bin/pip" install --no-index --find-links "$wheelhouse" "$wheel"
-    # pjsua2 has no wheel on PyPI for the Pi: the installer adds one built as docs/SIP.md says
-    # (its distribution may be called pjsua2 or pjsua2-python; install the file itself).
-    local pjsua2_wheel
-    pjsua2_wheel=$(find "$wheelhouse" -maxdepth 1 -name 'pjsua2*.whl' | head -n1)
-    if [ -n "$pjsua2_wheel" ]; then
-        do_run "$ROOT$VENV/bin/pip" install --no-index --find-links "$wheelhouse" "$pjsua2_wheel"
+    # The venv is read and run by the service user: world-readable, unlike everything else here.
+    umask 022
+    # Offline: the OS gives python3 and libasound2, the bundle everything else (pjsua2 and pyalsaaudio
+    # built for this Python, make dist-pi). No apt, no index, no compiler. pip runs from its wheel, so
+    # the image needs no python3-venv; the venv sees the system's packages for the OS's python3-lgpio.
+    do_run python3 -m venv --without-pip --system-site-packages "$ROOT$VENV"
+    do_run "$ROOT$VENV/bin/python" "$pip_wheel/pip" install --quiet --no-index --find-links "$wheelhouse" \
+        pip "$wheel"
+    if find "$wheelhouse" -maxdepth 1 -name 'lgpio-*.whl' | grep -q .; then
+        do_run "$ROOT$VENV/bin/pip" install --quiet --no-index --find-links "$wheelhouse" lgpio \
+            || log "no lgpio wheel for this Python in the bundle: the image's python3-lgpio is used"
     fi
-    do_run "$ROOT$VENV/bin/python" -c 'import pjsua2'
+    do_run "$ROOT$VENV/bin/python" -c 'import pjsua2, alsaaudio, gpiozero, paho.mqtt'
+    if grep -q '^pin_factory = "lgpio"' "$SRC/deskphone.toml"; then
+        do_run "$ROOT$VENV/bin/python" -c 'import lgpio' \
+            || die "pin_factory lgpio, but lgpio is not importable (trixie images: python3-lgpio)"
+    fi
+    umask 077
     log "firmware installed in $VENV"
 }
 
@@ -146,7 +155,7 @@ run_stage() {
     install_units
     cleanup
     printf 'provisioned %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$ROOT/var/lib/deskphone/.provisioned"
-    if [ -z "$ROOT" ]; then
+    if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
         do_run systemctl daemon-reload
         do_run systemctl start --no-block deskphone.service
     fi
