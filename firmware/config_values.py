@@ -123,6 +123,16 @@ def number(low: float, high: float) -> Check:
     return check
 
 
+def number_or_empty(low: float, high: float) -> Check:
+    """A number between ``low`` and ``high``; an empty string means none (a default found elsewhere)."""
+    of_number = number(low, high)
+
+    def check(value: Any) -> float | None:
+        return None if value == "" else of_number(value)
+
+    return check
+
+
 def one_of(*options: str | int, ignore_case: bool = False) -> Check:
     listed = ", ".join(str(option) for option in options)
 

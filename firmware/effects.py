@@ -67,6 +67,14 @@ class EndCall:
 
 
 @dataclass(frozen=True)
+class HoldCall:
+    """Put ``call_id`` on hold (re-INVITE, ``a=sendonly``) with the hold tone to it; False resumes it."""
+
+    call_id: str
+    hold: bool = True
+
+
+@dataclass(frozen=True)
 class SendDtmf:
     call_id: str
     digit: str
@@ -120,6 +128,7 @@ Effect = (
     | PlaceCall
     | AnswerCall
     | EndCall
+    | HoldCall
     | SendDtmf
     | RouteAudio
     | StartTimer

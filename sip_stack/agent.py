@@ -31,7 +31,7 @@ from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import SipAccount, SipCall
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.settings import SipSettings
-from sip_stack.tones import TONE_KINDS, tone_for
+from sip_stack.tones import HOLD_TONES, TONE_KINDS, Tone, tone_for
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ class UserAgent:
 
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
+
+    def hold(self, call_id: str, hold: bool) -> None:
+        """Hold ``call_id`` (re-INVITE with ``a=sendonly``, the hold tone to it), or resume it."""
+        self._post(lambda: self._do_hold(call_id, hold))
 
     def play_tone(self, kind: str | None) -> None:
         """Play a local tone into the earpiece path ("dial", "ringback", "busy", "error"); None stops."""
@@ -470,6 +474,26 @@ class UserAgent:
         prm.digits = digits
         call.sendDtmf(prm)
 
+    def _do_hold(self, call_id: str, hold: bool) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.on_hold == hold:
+            return
+        call.on_hold = hold
+        try:
+            if hold:
+                call.setHold(pj.CallOpParam(True))
+            else:
+                prm = pj.CallOpParam(True)
+                prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                call.reinvite(prm)
+        except Exception as exc:  # e.g. a re-INVITE still pending: the call stays as it was
+            call.on_hold = not hold
+            logger.warning("call %s: %s failed: %s", call_id, "hold" if hold else "resume", _error_text(exc))
+            return
+        logger.info("call %s: %s", call_id, "held" if hold else "resumed")
+        self._set_call_status(call_id, "held" if hold else "confirmed")
+        self._route_call_audio(call)
+
     def _do_play_tone(self, kind: str | None) -> None:
         gen = self._tone_gen
         if gen is None:
@@ -482,16 +506,7 @@ class UserAgent:
             if not self._tone_connected and self._port is not None:
                 gen.startTransmit(self._port)
                 self._tone_connected = True
-            vector = pj.ToneDescVector()
-            for seg in tone_for(self.settings.tone_plan, kind):
-                desc = pj.ToneDesc()
-                desc.freq1 = seg.freq1
-                desc.freq2 = seg.freq2
-                desc.on_msec = seg.on_ms
-                desc.off_msec = seg.off_ms
-                desc.volume = 0
-                vector.append(desc)
-            gen.play(vector, True)
+            gen.play(_tone_vector(tone_for(self.settings.tone_plan, kind)), True)
         with self._status_lock:
             self._status["tone"] = kind
 
@@ -570,6 +585,28 @@ class UserAgent:
                 continue
             logger.debug("call %s: audio media %d %s", call.call_id, index,
                          "connected" if wanted else "disconnected")  # fmt: skip
+        self._route_hold_tone(call, info)
+
+    def _route_hold_tone(self, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we hold hears the hold tone; resumed, the tone goes away."""
+        if not call.on_hold:
+            call.hold_tone = None  # its conference port leaves the bridge with it
+            return
+        if call.hold_tone is not None:
+            return
+        index = next((i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO
+                      and m.status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD), None)  # fmt: skip
+        if index is None:
+            return
+        try:
+            tone = pj.ToneGenerator()
+            tone.createToneGenerator(self.settings.clock_rate, 1)
+            tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
+            tone.startTransmit(call.getAudioMedia(index))
+        except Exception as exc:
+            logger.warning("call %s: no hold tone: %s", call.call_id, _error_text(exc))
+            return
+        call.hold_tone = tone
 
     # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
     def _adopt_transfer_call(self, outgoing: bool) -> SipCall:
@@ -600,6 +637,19 @@ class UserAgent:
                 calls.pop(call_id, None)
             else:
                 calls[call_id] = state
+
+
+def _tone_vector(tone: Tone) -> pj.ToneDescVector:
+    vector = pj.ToneDescVector()
+    for seg in tone:
+        desc = pj.ToneDesc()
+        desc.freq1 = seg.freq1
+        desc.freq2 = seg.freq2
+        desc.on_msec = seg.on_ms
+        desc.off_msec = seg.off_ms
+        desc.volume = 0
+        vector.append(desc)
+    return vector
 
 
 def _status_param(code: int) -> pj.CallOpParam:

@@ -56,6 +56,14 @@ TONE_PLANS: dict[str, dict[str, Tone]] = {
 }
 
 
+# What a party we hold hears: a soft beep that says the line is still there.
+HOLD_TONES: dict[str, Tone] = {
+    "eu": _single(425, 0, 400, 1600),
+    "us": _single(440, 0, 400, 1600),
+    "ru": _single(425, 0, 400, 1600),
+}
+
+
 def tone_for(plan: str, kind: str) -> Tone:
     """The tone of ``kind`` in the national ``plan``; ValueError for an unknown plan or kind."""
     try:

@@ -23,6 +23,7 @@ from firmware.effects import (
     CancelTimer,
     Effect,
     EndCall,
+    HoldCall,
     PlaceCall,
     RouteAudio,
     SendDtmf,
@@ -48,6 +49,7 @@ from firmware.phone.state import ClickToCall, PhoneState
 
 INTERDIGIT_TIMER = "interdigit"
 CLICK_TO_CALL_TIMER = "click_to_call"
+HOOK_FLASH_TIMER = "hook_flash"
 BUSY_HERE = 486
 DECLINE = 603
 VALID_NUMBER = re.compile(r"[0-9+*#]{1,32}")
@@ -102,6 +104,8 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return state, []
         case CallEnded() if _is_transfer(state, inp.call_id):
             return _transfer_failed(state, inp, now)
+        case CallEnded() if _is_held(state, inp.call_id):
+            return _held_call_ended(state, inp, now)
         case CallEnded():
             return _ended(state, inp, now)
         case CallTransferred():
@@ -124,6 +128,10 @@ def _is_current(state: PhoneState, call_id: str) -> bool:
 
 def _is_transfer(state: PhoneState, call_id: str) -> bool:
     return state.transfer is not None and state.transfer.call_id == call_id
+
+
+def _is_held(state: PhoneState, call_id: str) -> bool:
+    return state.held is not None and state.held.call_id == call_id
 
 
 def _transfer(state: PhoneState) -> CallRecord:
@@ -214,6 +222,8 @@ def _reply(request_id: str, code: str, message: str) -> SendReply:
 def _lift(state: PhoneState, now: datetime) -> Result:
     if state.off_hook:
         return state, []
+    if state.on_hook_at is not None:
+        return _lift_after_short_on_hook(state, now)
     lifted = replace(state, off_hook=True, missed_call=False)
     effects: list[Effect] = [records.plain_event("hook.offhook", now)]
     match state.mode:
@@ -242,8 +252,18 @@ def _lift_while_alerting(state: PhoneState, now: datetime) -> Result:
 def _replace(state: PhoneState, now: datetime) -> Result:
     if not state.off_hook:
         return state, []
-    down = replace(state, off_hook=False)
+    if _may_flash(state):  # hang up only once the handset stayed down longer than a flash
+        seconds = state.settings.hook_flash_max_s
+        return replace(state, off_hook=False, on_hook_at=now), [StartTimer(HOOK_FLASH_TIMER, seconds)]
+    return _hang_up(replace(state, off_hook=False), now)
+
+
+def _hang_up(state: PhoneState, now: datetime) -> Result:
+    """The handset is down for good: end every call of the line."""
+    down = replace(state, off_hook=False, on_hook_at=None, held=None)
     effects: list[Effect] = [records.plain_event("hook.onhook", now)]
+    if state.held is not None:
+        effects += _end_locally(state.held, "answered", now)
     match state.mode:
         case "dialing" if state.digits:
             effects.append(CancelTimer(INTERDIGIT_TIMER))
@@ -297,6 +317,9 @@ def _hash_ends_number(state: PhoneState) -> bool:
 
 
 def _timer(state: PhoneState, name: str, now: datetime) -> Result:
+    flash_ends = state.on_hook_at and state.on_hook_at + timedelta(seconds=state.settings.hook_flash_max_s)
+    if name == HOOK_FLASH_TIMER and flash_ends and now >= flash_ends - TIMER_SLACK:
+        return _hang_up(state, now)
     if name == INTERDIGIT_TIMER and state.mode == "dialing" and state.digits and state.last_key_at:
         deadline = state.last_key_at + timedelta(seconds=state.settings.interdigit_timeout_s)
         if now >= deadline - TIMER_SLACK:
@@ -306,6 +329,73 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
     if name == CLICK_TO_CALL_TIMER and state.mode == "alerting" and pending and expired:
         return _back_to_rest(state), [_click_to_call_event("click_to_call.expired", pending, now)]
     return state, []
+
+
+# --- hook flash: hold, and back to the held call -----------------------------------------------------
+#
+# situation                                        what the line does
+# handset down in a call, or with a call held       nothing yet: a hook flash if it is up again in time
+#   up again sooner than hook_flash_min_s           a bounce of the switch: as if it never went down
+#   up again within the window                      a hook flash (below)
+#   still down at hook_flash_max_s                  hang-up: every call of the line ends
+# flash in a call                                   the call is held (hold tone to it); dial tone
+# flash while dialing, calling or after a failure   the other call (if any) is dropped; back to the held one
+# the held party hangs up                           its call ends; the line goes on (dial tone, or the call)
+
+
+def _may_flash(state: PhoneState) -> bool:
+    in_a_call = state.mode == "in_call" and state.transfer is None
+    return state.settings.hook_flash_max_s > 0 and (in_a_call or state.held is not None)
+
+
+def _lift_after_short_on_hook(state: PhoneState, now: datetime) -> Result:
+    assert state.on_hook_at is not None
+    down_for = (now - state.on_hook_at).total_seconds()
+    settings = state.settings
+    if down_for > settings.hook_flash_max_s or not _may_flash(state):  # too late, or the call is gone
+        hung_up, effects = _hang_up(state, now)
+        lifted, more = _lift(hung_up, now)
+        return lifted, effects + more
+    up = replace(state, off_hook=True, on_hook_at=None)
+    effects: list[Effect] = [CancelTimer(HOOK_FLASH_TIMER)]
+    if down_for < settings.hook_flash_min_s:
+        return up, effects
+    new_state, more = _flash(up, now)
+    return new_state, effects + more
+
+
+def _flash(state: PhoneState, now: datetime) -> Result:
+    held = state.held
+    if held is None:
+        if state.mode != "in_call":
+            return state, []
+        call = _current(state)
+        dialing = replace(state, mode="dialing", call=None, held=call, digits="", held_by_remote=False)
+        return dialing, [HoldCall(call.call_id)]
+    effects: list[Effect] = []
+    match state.mode:
+        case "dialing" if state.digits:
+            effects.append(CancelTimer(INTERDIGIT_TIMER))
+        case "outgoing":
+            effects += _end_locally(_current(state), "cancelled", now)
+        case "in_call":
+            effects += _end_locally(_current(state), "answered", now)
+    back = replace(state, mode="in_call", call=held, held=None, digits="", end_tone=None)
+    back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False)
+    return back, [*effects, HoldCall(held.call_id, hold=False)]
+
+
+def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    held = state.held
+    assert held is not None
+    hangup_by = "remote" if inp.by_remote else "local"
+    ended = records.finished(held, now, "answered", hangup_by, inp.code, inp.reason)
+    new_state = replace(state, held=None)
+    if not new_state.off_hook and new_state.call is None:  # down for a flash with only the held call
+        new_state = _back_to_rest(new_state, on_hook_at=None)
+        return new_state, [CancelTimer(HOOK_FLASH_TIMER), records.plain_event("hook.onhook", now),
+                           records.call_event("call.ended", ended, now)]  # fmt: skip
+    return new_state, [records.call_event("call.ended", ended, now)]
 
 
 # --- remote commands --------------------------------------------------------------------------------

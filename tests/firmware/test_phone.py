@@ -19,6 +19,7 @@ from firmware.effects import (
     CancelTimer,
     Emit,
     EndCall,
+    HoldCall,
     PlaceCall,
     PlayTone,
     Ring,
@@ -149,6 +150,41 @@ def in_ended():
     return phone
 
 
+FLASH = {"hook_flash_min_s": 0.1, "hook_flash_max_s": 0.7}
+
+
+def in_call_with_flash():
+    phone = registered_phone(**FLASH)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    return phone
+
+
+def flash(phone):
+    phone.send(ReplaceHandset(), after=1)
+    return phone.send(LiftHandset(), after=0.3)
+
+
+def in_hook_flash_pending():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    return phone
+
+
+def in_holding():
+    phone = in_call_with_flash()
+    flash(phone)
+    return phone
+
+
+def in_call_with_one_held():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    phone.send(CallAnswered("c2"))
+    return phone
+
+
 STATES = {
     "idle": in_idle,
     "dialing": in_dialing,
@@ -160,6 +196,9 @@ STATES = {
     "alerting": in_alerting,
     "alerting_pbx": in_alerting_pbx,
     "ended": in_ended,
+    "hook_flash_pending": in_hook_flash_pending,
+    "holding": in_holding,
+    "in_call_one_held": in_call_with_one_held,
 }
 
 INPUTS = {
@@ -193,12 +232,14 @@ INPUTS = {
     "timer_interdigit": TimerFired("interdigit"),
     "timer_click": TimerFired("click_to_call"),
     "timer_unknown": TimerFired("whatever"),
+    "timer_flash": TimerFired("hook_flash"),
+    "ended_c2": CallEnded("c2", 200, "BYE", by_remote=True),
 }
 
 
 def check_invariants(phone, inp):
     state = phone.state
-    assert (state.mode in OFF_HOOK_MODES) == state.off_hook
+    assert (state.mode in OFF_HOOK_MODES) == state.off_hook or state.on_hook_at is not None
     has_call = state.mode in CALL_MODES or (
         state.mode == "alerting" and state.click_to_call and state.click_to_call.origin == "pbx"
     )
@@ -235,6 +276,8 @@ def test_every_input_in_every_state_keeps_the_invariants(state_name, input_name)
     # and the phone can always be brought back to rest
     phone.send(ReplaceHandset(), after=1)
     assert not outputs_of(phone.state).microphone and outputs_of(phone.state).audio_call is None
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert phone.state.held is None and phone.state.on_hook_at is None
     if phone.state.call is not None:
         phone.send(CallEnded(phone.state.call.call_id, 487), after=1)
     if phone.state.mode == "alerting":
@@ -701,3 +744,76 @@ def test_the_display_says_when_the_far_end_holds_us():
     phone.send(CallHoldChanged("c1", True))
     phone.send(CallEnded("c1", 200, "BYE"))
     assert phone.state.held_by_remote is False
+
+
+# --- hook flash: hold and back ----------------------------------------------------------------------
+
+
+def test_hook_flash_holds_the_call_and_gives_dial_tone():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    assert phone.of(StartTimer) == [StartTimer("hook_flash", 0.7)]
+    assert RouteAudio(None, False) in phone.effects, "the microphone is muted while the handset is down"
+    assert not phone.of(EndCall) and not phone.events()
+    phone.send(LiftHandset(), after=0.3)
+    assert phone.state.mode == "dialing" and phone.state.held.call_id == "c1" and phone.state.call is None
+    assert HoldCall("c1") in phone.effects and PlayTone("dial") in phone.effects
+    assert CancelTimer("hook_flash") in phone.effects
+    assert ShowText("Held: 55") in phone.effects and SetLed("line", "blink") in phone.effects
+    assert not phone.events()
+
+
+def test_a_second_flash_returns_to_the_held_call():
+    phone = in_holding()
+    flash(phone)
+    assert phone.state.mode == "in_call" and phone.state.call.call_id == "c1" and phone.state.held is None
+    assert HoldCall("c1", hold=False) in phone.effects and RouteAudio("c1", True) in phone.effects
+    assert ShowText("55") in phone.effects and SetLed("line", "on") in phone.effects
+
+
+def test_flash_during_a_second_call_ends_it_and_returns_to_the_held_one():
+    phone = in_call_with_one_held()
+    assert outputs_of(phone.state).audio_call == "c2" and outputs_of(phone.state).line_led == "blink"
+    flash(phone)
+    assert EndCall("c2") in phone.effects and HoldCall("c1", hold=False) in phone.effects
+    (ended,) = phone.events()
+    assert ended.type == "call.ended" and ended.call.call_id == "c2"
+    assert phone.state.call.call_id == "c1" and phone.state.mode == "in_call"
+
+
+def test_a_bounce_shorter_than_a_flash_changes_nothing():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(LiftHandset(), after=0.05)
+    assert phone.state.mode == "in_call" and phone.state.held is None
+    assert RouteAudio("c1", True) in phone.effects and not phone.of(HoldCall)
+
+
+def test_down_longer_than_a_flash_hangs_up_the_call_and_the_held_one():
+    phone = in_call_with_one_held()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert {e.call_id for e in phone.of(EndCall)} == {"c1", "c2"}
+    assert phone.event_types() == ["hook.onhook", "call.ended", "call.ended"]
+    assert phone.state.mode == "idle" and phone.state.held is None
+
+
+def test_lifted_after_the_window_before_the_timer_is_a_hang_up_then_a_new_line():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(LiftHandset(), after=2)
+    assert EndCall("c1") in phone.effects and phone.state.mode == "dialing"
+    assert phone.event_types() == ["hook.onhook", "call.ended", "hook.offhook"]
+
+
+def test_the_held_party_hanging_up_leaves_the_line_dialing():
+    phone = in_holding()
+    phone.send(CallEnded("c1", 200, "BYE", by_remote=True))
+    assert phone.state.mode == "dialing" and phone.state.held is None
+    assert phone.event_types() == ["call.ended"] and ShowText("") in phone.effects
+
+
+def test_without_a_flash_window_the_on_hook_hangs_up_at_once():
+    phone = in_call_outbound()
+    phone.send(ReplaceHandset())
+    assert EndCall("c1") in phone.effects and phone.state.mode == "idle"
