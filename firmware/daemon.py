@@ -216,6 +216,7 @@ class Daemon:
             "display": hw.display.text,
             "call": _call_view(call),
             "transfer": _call_view(state.transfer if state else None),
+            "held": _call_view(state.held if state else None),
             "audio": hw.audio.counters(),
             "bridge": sip.pop("audio", {}),
             "sip": sip,

@@ -107,7 +107,7 @@ class Baresip:
         self.record_dir.mkdir(exist_ok=True)
         # Ports given by the caller are kept; others are picked afresh at every start, so a restart
         # never races another process for the port the last run had.
-        self.sip_port = self._given_ports[0] or free_port()
+        self.sip_port = self._given_ports[0] or free_port(span=2)
         self.ctrl_port = self._given_ports[1] or free_port()
         if self.source_wav is None:
             raise ValueError("baresip needs a source WAV (aufile)")
