@@ -108,7 +108,9 @@ class SimControlServer:
             return {}
         if op == "flash":
             seconds = request.get("seconds")
-            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 5):
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 5
+            ):
                 raise ControlError("flash: 'seconds' must be a number of seconds, above 0 and at most 5")
             self._panel.flash(seconds)
             return {}

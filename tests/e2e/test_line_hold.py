@@ -4,9 +4,8 @@ What the phone sends is read off the wire by the loopback sniffer (PCMU)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -4,6 +4,7 @@ the handset is up and a call is connected. A loopback sniffer decodes the phone'
 from __future__ import annotations
 
 import time
+
 import pytest
 
 from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch
