@@ -259,26 +259,32 @@ def _replace(state: PhoneState, now: datetime) -> Result:
 
 
 def _hang_up(state: PhoneState, now: datetime) -> Result:
-    """The handset is down for good: end every call of the line."""
+    """The handset is down for good: end every call of the line, as of the moment it went down."""
     down = replace(state, off_hook=False, on_hook_at=None, held=None)
+    at = state.on_hook_at or now
     effects: list[Effect] = [records.plain_event("hook.onhook", now)]
     if state.held is not None:
-        effects += _end_locally(state.held, "answered", now)
+        effects += _end_locally(state.held, "answered", now, ended_at=at)
     match state.mode:
         case "dialing" if state.digits:
             effects.append(CancelTimer(INTERDIGIT_TIMER))
         case "outgoing":
             effects += _end_locally(_current(state), "cancelled", now)
         case "in_call":
-            effects += _end_locally(_current(state), "answered", now)
+            effects += _end_locally(_current(state), "answered", now, ended_at=at)
             effects += _end_transfer_call(state, now)
     return _back_to_rest(down, end_tone=None), effects
 
 
 def _end_locally(
-    record: CallRecord, disposition: Any, now: datetime, code: int | None = None
+    record: CallRecord,
+    disposition: Any,
+    now: datetime,
+    code: int | None = None,
+    ended_at: datetime | None = None,
 ) -> list[Effect]:
-    ended = records.finished(record, now, disposition, "local", code)
+    """Hang up ``record``'s call and report it; ``ended_at`` (default ``now``) ends its talk time."""
+    ended = records.finished(record, ended_at or now, disposition, "local", code)
     return [EndCall(record.call_id, code), records.call_event("call.ended", ended, now)]
 
 
