@@ -139,6 +139,7 @@ class LineConfig:
     hook_flash: Annotated[bool, check.boolean] = True  # false: every on-hook hangs up at once
     hook_flash_min_s: Annotated[float | None, check.number_or_empty(0, 2)] = None  # empty: the board's
     hook_flash_max_s: Annotated[float | None, check.number_or_empty(0.05, 5)] = None
+    call_waiting: Annotated[bool, check.boolean] = True  # false: a call during a call gets 486
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class Daemon:
                 config.dialplan,
                 call_id_prefix=f"out-{secrets.token_hex(3)}-",
                 hook_flash_s=self._hook_flash_window(),
+                call_waiting=config.line.call_waiting,
             ),
             dnd=config.sip.do_not_disturb,
             off_hook=self.hardware.hook.is_off_hook,

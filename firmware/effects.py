@@ -12,7 +12,7 @@ from typing import Literal
 from firmware.commands import Reply
 from firmware.events import Event
 
-ToneKind = Literal["dial", "ringback", "busy", "error"]
+ToneKind = Literal["dial", "ringback", "busy", "error", "call_waiting"]
 RingPattern = Literal["normal", "click_to_call"]
 LedName = Literal["line", "message"]
 LedMode = Literal["off", "on", "blink"]

@@ -562,7 +562,8 @@ class UserAgent:
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO:
                 continue
-            wanted = call.call_id == self._audio_call and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+            active = media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and not call.on_hold
+            wanted = call.call_id == self._audio_call and active
             if wanted == (index in call.media_connected):
                 continue
             try:

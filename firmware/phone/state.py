@@ -43,6 +43,7 @@ class PhoneSettings:
     # a max of 0 turns flashing off (every on-hook hangs up at once).
     hook_flash_min_s: float = 0.0
     hook_flash_max_s: float = 0.0
+    call_waiting: bool = False  # a second incoming call during a call waits (tone, display) instead of 486
 
     @classmethod
     def from_config(
@@ -50,6 +51,7 @@ class PhoneSettings:
         dialplan: DialplanConfig,
         call_id_prefix: str = "out-",
         hook_flash_s: tuple[float, float] = (0.0, 0.0),
+        call_waiting: bool = False,
     ) -> PhoneSettings:
         return cls(
             dial_plan=DialPlan(dialplan.digit_map, dialplan.max_digits),
@@ -58,6 +60,7 @@ class PhoneSettings:
             call_id_prefix=call_id_prefix,
             hook_flash_min_s=hook_flash_s[0],
             hook_flash_max_s=hook_flash_s[1],
+            call_waiting=call_waiting,
         )
 
 
@@ -90,6 +93,7 @@ class PhoneState:
     # it is set up; it becomes ``call`` when it is answered or when the far end hangs up on ``call``.
     transfer: CallRecord | None = None
     held: CallRecord | None = None  # the call we put on hold (hook flash); ``call`` is another one or None
+    waiting: CallRecord | None = None  # a second incoming call, ringing while we talk (call waiting)
     on_hook_at: datetime | None = None  # the handset went down during a call: a hang-up, or a hook flash
     held_by_remote: bool = False  # the far end of ``call`` put it on hold
     remote_ringing: bool = False  # of the call being set up: ours in ``outgoing``, or ``transfer``

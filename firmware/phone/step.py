@@ -106,6 +106,8 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _transfer_failed(state, inp, now)
         case CallEnded() if _is_held(state, inp.call_id):
             return _held_call_ended(state, inp, now)
+        case CallEnded() if _is_waiting(state, inp.call_id):
+            return _waiting_call_ended(state, inp, now)
         case CallEnded():
             return _ended(state, inp, now)
         case CallTransferred():
@@ -132,6 +134,10 @@ def _is_transfer(state: PhoneState, call_id: str) -> bool:
 
 def _is_held(state: PhoneState, call_id: str) -> bool:
     return state.held is not None and state.held.call_id == call_id
+
+
+def _is_waiting(state: PhoneState, call_id: str) -> bool:
+    return state.waiting is not None and state.waiting.call_id == call_id
 
 
 def _transfer(state: PhoneState) -> CallRecord:
@@ -273,7 +279,10 @@ def _hang_up(state: PhoneState, now: datetime) -> Result:
         case "in_call":
             effects += _end_locally(_current(state), "answered", now, ended_at=at)
             effects += _end_transfer_call(state, now)
-    return _back_to_rest(down, end_tone=None), effects
+    rest = _back_to_rest(down, end_tone=None)
+    if state.waiting is not None:  # the waiting call rings now, as any incoming call
+        rest = replace(rest, mode="ringing_in", call=state.waiting, waiting=None)
+    return rest, effects
 
 
 def _end_locally(
@@ -351,7 +360,8 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
 
 def _may_flash(state: PhoneState) -> bool:
     in_a_call = state.mode == "in_call" and state.transfer is None
-    return state.settings.hook_flash_max_s > 0 and (in_a_call or state.held is not None)
+    other_call = state.held is not None or state.waiting is not None
+    return state.settings.hook_flash_max_s > 0 and (in_a_call or other_call)
 
 
 def _lift_after_short_on_hook(state: PhoneState, now: datetime) -> Result:
@@ -371,7 +381,13 @@ def _lift_after_short_on_hook(state: PhoneState, now: datetime) -> Result:
 
 
 def _flash(state: PhoneState, now: datetime) -> Result:
+    if state.waiting is not None:
+        return _take_waiting_call(state, now)
     held = state.held
+    if held is not None and state.mode == "in_call":  # swap
+        current = _current(state)
+        swapped = replace(state, call=held, held=current, held_by_remote=False)
+        return swapped, [HoldCall(current.call_id), HoldCall(held.call_id, hold=False)]
     if held is None:
         if state.mode != "in_call":
             return state, []
@@ -384,8 +400,6 @@ def _flash(state: PhoneState, now: datetime) -> Result:
             effects.append(CancelTimer(INTERDIGIT_TIMER))
         case "outgoing":
             effects += _end_locally(_current(state), "cancelled", now)
-        case "in_call":
-            effects += _end_locally(_current(state), "answered", now)
     back = replace(state, mode="in_call", call=held, held=None, digits="", end_tone=None)
     back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False)
     return back, [*effects, HoldCall(held.call_id, hold=False)]
@@ -401,6 +415,52 @@ def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result
         new_state = _back_to_rest(new_state, on_hook_at=None)
         return new_state, [CancelTimer(HOOK_FLASH_TIMER), records.plain_event("hook.onhook", now),
                            records.call_event("call.ended", ended, now)]  # fmt: skip
+    return new_state, [records.call_event("call.ended", ended, now)]
+
+
+# --- call waiting ------------------------------------------------------------------------------------
+#
+# situation                                        what the line does
+# a call comes in while we talk (call_waiting on)   it waits: call-waiting tone, "Waiting: <caller>"
+#   (off, do-not-disturb, or a call already held)   486 Busy Here, as without call waiting
+# flash                                             the call we talk on is held, the waiting one answered
+# flash with one call held                          swap: the other call is held, the held one back
+# the waiting caller gives up                       a missed call (message LED)
+# the CRM hangs up the waiting call                 declined with 603
+# the call we talk on ends                          the waiting call still waits; a flash answers it
+# hang-up                                           the calls end; the waiting call rings as a new one
+
+
+def _may_wait(state: PhoneState, inp: IncomingCall) -> bool:
+    line_busy = state.waiting is not None or state.held is not None or state.transfer is not None
+    talking = state.mode == "in_call" and state.off_hook and not line_busy
+    return state.settings.call_waiting and talking and not state.dnd and not inp.auto_answer
+
+
+def _call_waits(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
+    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, "manual", now)
+    return replace(state, waiting=record), [records.call_event("call.incoming", record, now)]
+
+
+def _take_waiting_call(state: PhoneState, now: datetime) -> Result:
+    waiting = state.waiting
+    assert waiting is not None
+    record = replace(waiting, answered_at=now)
+    effects: list[Effect] = []
+    held = state.held
+    if state.mode == "in_call":
+        held = _current(state)
+        effects.append(HoldCall(held.call_id))
+    new_state = replace(state, mode="in_call", call=record, held=held, waiting=None, held_by_remote=False)
+    new_state = replace(new_state, end_tone=None, digits="")
+    return new_state, [*effects, AnswerCall(record.call_id), records.call_event("call.answered", record, now)]
+
+
+def _waiting_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    waiting = state.waiting
+    assert waiting is not None
+    ended = records.finished(waiting, now, "missed", "remote", inp.code, inp.reason)
+    new_state = replace(state, waiting=None, missed_call=True)
     return new_state, [records.call_event("call.ended", ended, now)]
 
 
@@ -466,6 +526,11 @@ def _cancel_dial(state: PhoneState, request_id: str, now: datetime) -> Result:
 
 
 def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
+    waiting = state.waiting
+    if waiting is not None and command.call_id == waiting.call_id:  # decline the waiting call
+        effects = _end_locally(waiting, "rejected", now, code=DECLINE)
+        effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=waiting.call_id)))
+        return replace(state, waiting=None), effects
     call = state.call
     if call is None or command.call_id not in (None, call.call_id):
         return state, [_reply(command.request_id, "not_found", "no such call")]
@@ -494,6 +559,8 @@ def _registration(state: PhoneState, inp: RegistrationChanged, now: datetime) ->
 
 def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     origin: Origin = "pbx" if inp.auto_answer else "manual"
+    if _may_wait(state, inp):
+        return _call_waits(state, inp, now)
     ready_to_dial = state.mode == "dialing" and not state.digits
     if not (state.mode == "idle" or (ready_to_dial and inp.auto_answer)):
         return state, _reject(inp, origin, now)

@@ -45,6 +45,7 @@ from firmware.inputs import (
 from firmware.phone import PhoneSettings, PhoneState, initial_effects, initial_state, outputs_of, step
 from firmware.phone.state import CALL_MODES, OFF_HOOK_MODES
 
+DECLINE_CODE = 603
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
 ALICE = Remote("201", "Alice")
 CAROL = Remote("1003", "Carol")
@@ -185,6 +186,17 @@ def in_call_with_one_held():
     return phone
 
 
+BOB = Remote("300", "Bob")
+
+
+def in_call_with_one_waiting():
+    phone = registered_phone(call_waiting=True, **FLASH)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    phone.send(IncomingCall("in2", "sip-in2", BOB))
+    return phone
+
+
 STATES = {
     "idle": in_idle,
     "dialing": in_dialing,
@@ -199,6 +211,7 @@ STATES = {
     "hook_flash_pending": in_hook_flash_pending,
     "holding": in_holding,
     "in_call_one_held": in_call_with_one_held,
+    "in_call_one_waiting": in_call_with_one_waiting,
 }
 
 INPUTS = {
@@ -234,6 +247,8 @@ INPUTS = {
     "timer_unknown": TimerFired("whatever"),
     "timer_flash": TimerFired("hook_flash"),
     "ended_c2": CallEnded("c2", 200, "BYE", by_remote=True),
+    "ended_in2": CallEnded("in2", 487, "Request Terminated", by_remote=True),
+    "hangup_in2": Hangup("h2", call_id="in2"),
 }
 
 
@@ -771,13 +786,26 @@ def test_a_second_flash_returns_to_the_held_call():
     assert ShowText("55") in phone.effects and SetLed("line", "on") in phone.effects
 
 
-def test_flash_during_a_second_call_ends_it_and_returns_to_the_held_one():
+def test_flash_with_a_call_held_swaps_the_two():
     phone = in_call_with_one_held()
     assert outputs_of(phone.state).audio_call == "c2" and outputs_of(phone.state).line_led == "blink"
     flash(phone)
+    assert HoldCall("c2") in phone.effects and HoldCall("c1", hold=False) in phone.effects
+    assert not phone.of(EndCall) and not phone.events()
+    assert phone.state.call.call_id == "c1" and phone.state.held.call_id == "c2"
+    assert RouteAudio("c1", True) in phone.effects
+    flash(phone)
+    assert phone.state.call.call_id == "c2" and phone.state.held.call_id == "c1"
+
+
+def test_flash_while_the_second_call_rings_cancels_it_and_returns_to_the_held_one():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    flash(phone)
     assert EndCall("c2") in phone.effects and HoldCall("c1", hold=False) in phone.effects
     (ended,) = phone.events()
-    assert ended.type == "call.ended" and ended.call.call_id == "c2"
+    assert ended.call.call_id == "c2" and ended.call.disposition == "cancelled"
     assert phone.state.call.call_id == "c1" and phone.state.mode == "in_call"
 
 
@@ -819,3 +847,74 @@ def test_without_a_flash_window_the_on_hook_hangs_up_at_once():
     phone = in_call_outbound()
     phone.send(ReplaceHandset())
     assert EndCall("c1") in phone.effects and phone.state.mode == "idle"
+
+
+# --- call waiting -----------------------------------------------------------------------------------
+
+
+def test_a_call_during_a_call_waits_with_a_tone_and_the_caller_shown():
+    phone = in_call_with_one_waiting()
+    assert phone.event_types() == ["call.incoming"] and not phone.of(EndCall)
+    assert PlayTone("call_waiting") in phone.effects and ShowText("Waiting: Bob") in phone.effects
+    assert SetLed("line", "blink") in phone.effects and not phone.of(Ring)
+    assert outputs_of(phone.state).audio_call == "c1" and outputs_of(phone.state).microphone
+
+
+def test_flash_answers_the_waiting_call_and_holds_the_other_then_swaps():
+    phone = in_call_with_one_waiting()
+    flash(phone)
+    assert [type(e) for e in phone.effects[:4]] == [CancelTimer, HoldCall, AnswerCall, Emit]
+    assert HoldCall("c1") in phone.effects and AnswerCall("in2") in phone.effects
+    assert phone.event_types() == ["call.answered"] and phone.events()[0].call.call_id == "in2"
+    assert phone.state.call.call_id == "in2" and phone.state.held.call_id == "c1"
+    assert RouteAudio("in2", True) in phone.effects and outputs_of(phone.state).tone is None
+    flash(phone)
+    assert phone.state.call.call_id == "c1" and phone.state.held.call_id == "in2"
+
+
+def test_the_waiting_caller_giving_up_is_a_missed_call():
+    phone = in_call_with_one_waiting()
+    phone.send(CallEnded("in2", 487, "Request Terminated", by_remote=True))
+    (ended,) = phone.events()
+    assert ended.call.disposition == "missed" and phone.state.waiting is None
+    assert PlayTone(None) in phone.effects and SetLed("message", "on") in phone.effects
+    assert phone.state.mode == "in_call" and ShowText("55") in phone.effects
+
+
+def test_the_crm_declines_the_waiting_call():
+    phone = in_call_with_one_waiting()
+    phone.send(Hangup("h2", call_id="in2"))
+    assert EndCall("in2", DECLINE_CODE) in phone.effects and phone.reply().ok
+    (ended,) = phone.events()
+    assert ended.call.disposition == "rejected" and phone.state.call.call_id == "c1"
+
+
+def test_hanging_up_with_a_call_waiting_rings_it():
+    phone = in_call_with_one_waiting()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert EndCall("c1") in phone.effects and phone.state.mode == "ringing_in"
+    assert phone.state.call.call_id == "in2" and Ring("normal") in phone.effects
+    phone.send(LiftHandset())
+    assert AnswerCall("in2") in phone.effects
+
+
+def test_the_other_call_ending_leaves_the_waiting_one_to_a_flash():
+    phone = in_call_with_one_waiting()
+    phone.send(CallEnded("c1", 200, "BYE", by_remote=True))
+    assert phone.state.mode == "ended" and phone.state.waiting.call_id == "in2"
+    flash(phone)
+    assert AnswerCall("in2") in phone.effects and not phone.of(HoldCall)
+    assert phone.state.mode == "in_call" and phone.state.held is None
+
+
+@pytest.mark.parametrize("settings", [{"call_waiting": False}, {"call_waiting": True, "hook_flash_max_s": 0}])
+def test_without_call_waiting_a_second_call_gets_486(settings):
+    phone = registered_phone(**settings)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    phone.send(IncomingCall("in2", "sip-in2", BOB))
+    if settings["call_waiting"]:  # waiting works without a flash window too (the CRM can decline it)
+        assert phone.state.waiting is not None
+    else:
+        assert EndCall("in2", 486) in phone.effects and phone.state.waiting is None
