@@ -218,6 +218,7 @@ class Daemon:
             "call": _call_view(call),
             "transfer": _call_view(state.transfer if state else None),
             "held": _call_view(state.held if state else None),
+            "waiting": _call_view(state.waiting if state else None),
             "audio": hw.audio.counters(),
             "bridge": sip.pop("audio", {}),
             "sip": sip,

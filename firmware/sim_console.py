@@ -46,6 +46,8 @@ def summary(state: dict[str, Any]) -> str:
         line += f" transfer={transfer.get('remote')}"
     if state.get("held"):
         line += f" held={state['held'].get('remote')}"
+    if state.get("waiting"):
+        line += f" waiting={state['waiting'].get('remote')}"
     return line
 
 
