@@ -75,6 +75,16 @@ class HoldCall:
 
 
 @dataclass(frozen=True)
+class TransferCall:
+    """Transfer ``call_id``'s far end (REFER): to ``number`` (blind), or to the far end of our call
+    ``replaces`` (attended, Refer-To with Replaces). The SIP stack ends both calls once it is done."""
+
+    call_id: str
+    number: str | None = None
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
 class SendDtmf:
     call_id: str
     digit: str
@@ -129,6 +139,7 @@ Effect = (
     | AnswerCall
     | EndCall
     | HoldCall
+    | TransferCall
     | SendDtmf
     | RouteAudio
     | StartTimer

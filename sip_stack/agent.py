@@ -121,6 +121,11 @@ class UserAgent:
         """Hold ``call_id`` (re-INVITE with ``a=sendonly``, the hold tone to it), or resume it."""
         self._post(lambda: self._do_hold(call_id, hold))
 
+    def transfer(self, call_id: str, number: str | None = None, replaces: str | None = None) -> None:
+        """REFER ``call_id``'s far end to ``number`` (blind) or to our call ``replaces``'s far end
+        (attended); both calls are hung up on the final NOTIFY, or after ``_TRANSFER_WAIT_S``."""
+        self._post(lambda: self._do_transfer(call_id, number, replaces))
+
     def play_tone(self, kind: str | None) -> None:
         """Play a local tone into the earpiece path ("dial", "ringback", "busy", "error"); None stops."""
         if kind is not None and kind not in TONE_KINDS:
@@ -174,6 +179,7 @@ class UserAgent:
             if self._reg_retry_at is not None and time.monotonic() >= self._reg_retry_at:
                 self._reg_retry_at = None
                 self._retry_registration()
+            self._end_transferred_calls()
             if self.settings.rtp_timeout_s > 0 and time.monotonic() >= next_rtp_check:
                 next_rtp_check = time.monotonic() + _RTP_CHECK_S
                 self._check_rtp_timeouts()
@@ -474,6 +480,32 @@ class UserAgent:
         prm.digits = digits
         call.sendDtmf(prm)
 
+    def _do_transfer(self, call_id: str, number: str | None, replaces: str | None) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended:
+            return
+        partner = self._find(replaces) if replaces else None
+        deadline = time.monotonic() + _TRANSFER_WAIT_S
+        try:
+            if partner is not None and not partner.ended:
+                partner.transfer_deadline = deadline
+                call.xferReplaces(partner, pj.CallOpParam(True))
+            else:
+                call.xfer(self._target_uri(number or ""), pj.CallOpParam(True))
+        except Exception as exc:
+            logger.warning("call %s: transfer failed: %s", call_id, _error_text(exc))
+            deadline = time.monotonic()  # hang up at once
+        logger.info("call %s: transferred to %s", call_id, f"call {replaces}" if partner else number)
+        call.transfer_deadline = deadline
+
+    def _end_transferred_calls(self) -> None:
+        """Hang up the calls we transferred once the far end reported the outcome or took too long."""
+        now = time.monotonic()
+        for call in list(self._calls.values()):
+            if call.transfer_deadline is not None and not call.ended and now >= call.transfer_deadline:
+                call.transfer_deadline = None
+                self._do_hangup(call.call_id, None)
+
     def _do_hold(self, call_id: str, hold: bool) -> None:
         call = self._find(call_id)
         if call is None or call.ended or call.on_hold == hold:
@@ -638,6 +670,9 @@ class UserAgent:
                 calls.pop(call_id, None)
             else:
                 calls[call_id] = state
+
+
+_TRANSFER_WAIT_S = 10.0  # a transferee that never NOTIFYs the outcome: hang up anyway
 
 
 def _tone_vector(tone: Tone) -> pj.ToneDescVector:

@@ -29,6 +29,7 @@ from firmware.effects import (
     SendDtmf,
     SendReply,
     StartTimer,
+    TransferCall,
 )
 from firmware.events import CallRecord, Transfer
 from firmware.inputs import (
@@ -266,6 +267,8 @@ def _replace(state: PhoneState, now: datetime) -> Result:
 
 def _hang_up(state: PhoneState, now: datetime) -> Result:
     """The handset is down for good: end every call of the line, as of the moment it went down."""
+    if state.held is not None and state.mode in ("outgoing", "in_call") and state.transfer is None:
+        return _transfer_held_call(state, now)
     down = replace(state, off_hook=False, on_hook_at=None, held=None)
     at = state.on_hook_at or now
     effects: list[Effect] = [records.plain_event("hook.onhook", now)]
@@ -355,6 +358,8 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
 #   still down at hook_flash_max_s                  hang-up: every call of the line ends
 # flash in a call                                   the call is held (hold tone to it); dial tone
 # flash while dialing, calling or after a failure   the other call (if any) is dropped; back to the held one
+# hang-up with one held and a second call ringing   blind transfer: the held party is REFERred to the number
+# hang-up with one held and a second call answered  attended transfer: REFER with Replaces of the second call
 # the held party hangs up                           its call ends; the line goes on (dial tone, or the call)
 
 
@@ -403,6 +408,29 @@ def _flash(state: PhoneState, now: datetime) -> Result:
     back = replace(state, mode="in_call", call=held, held=None, digits="", end_tone=None)
     back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False)
     return back, [*effects, HoldCall(held.call_id, hold=False)]
+
+
+def _transfer_held_call(state: PhoneState, now: datetime) -> Result:
+    """Hang-up with a call held and a second one up: the held party is put through to the second."""
+    assert state.held is not None
+    held, other = _handover(state.held, _current(state))
+    at = state.on_hook_at or now
+    effects: list[Effect] = [records.plain_event("hook.onhook", now)]
+    if state.mode == "in_call":  # attended: the third party answered
+        effects.append(TransferCall(held.call_id, replaces=other.call_id))
+        other_end = records.finished(other, at, "answered", "local")
+    else:  # blind: the third party still rings
+        effects += [EndCall(other.call_id), TransferCall(held.call_id, number=other.remote.number)]
+        other_end = records.finished(other, at, "cancelled", "local")
+    held_end = records.finished(held, at, "answered", "local")
+    effects += [
+        records.call_event("call.ended", held_end, now),
+        records.call_event("call.ended", other_end, now),
+    ]
+    rest = _back_to_rest(replace(state, off_hook=False, on_hook_at=None, held=None), end_tone=None)
+    if state.waiting is not None:
+        rest = replace(rest, mode="ringing_in", call=state.waiting, waiting=None)
+    return rest, effects
 
 
 def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:

@@ -29,6 +29,7 @@ from firmware.effects import (
     SetLed,
     ShowText,
     StartTimer,
+    TransferCall,
 )
 from firmware.events import Remote
 from firmware.inputs import (
@@ -817,15 +818,42 @@ def test_a_bounce_shorter_than_a_flash_changes_nothing():
     assert RouteAudio("c1", True) in phone.effects and not phone.of(HoldCall)
 
 
-def test_down_longer_than_a_flash_hangs_up_the_call_and_the_held_one():
+def test_hanging_up_with_a_call_held_and_a_second_answered_transfers_attended():
     phone = in_call_with_one_held()
     phone.send(ReplaceHandset(), after=1)
     down_at = phone.now
     phone.send(TimerFired("hook_flash"), after=0.7)
-    assert {e.call_id for e in phone.of(EndCall)} == {"c1", "c2"}
-    assert all(event.call.ended_at == down_at for event in phone.events()[1:]), "talk time ends at hook-down"
+    assert phone.of(TransferCall) == [TransferCall("c1", replaces="c2")] and not phone.of(EndCall)
     assert phone.event_types() == ["hook.onhook", "call.ended", "call.ended"]
+    held, other = (event.call for event in phone.events()[1:])
+    assert (
+        held.call_id == "c1"
+        and held.transferred_to.call_id == "c2"
+        and held.transferred_to.remote.number == "66"
+    )
+    assert other.transferred_from.call_id == "c1" and other.disposition == "answered"
+    assert all(event.call.ended_at == down_at for event in phone.events()[1:]), "talk time ends at hook-down"
     assert phone.state.mode == "idle" and phone.state.held is None
+
+
+def test_hanging_up_with_a_call_held_and_a_second_ringing_transfers_blind():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert phone.of(EndCall) == [EndCall("c2")]
+    assert phone.of(TransferCall) == [TransferCall("c1", number="66")]
+    held, other = (event.call for event in phone.events()[1:])
+    assert held.transferred_to.remote.number == "66" and other.disposition == "cancelled"
+    assert phone.state.mode == "idle"
+
+
+def test_hanging_up_with_only_a_call_held_ends_it():
+    phone = in_holding()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert phone.of(EndCall) == [EndCall("c1")] and not phone.of(TransferCall)
 
 
 def test_lifted_after_the_window_before_the_timer_is_a_hang_up_then_a_new_line():
