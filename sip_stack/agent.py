@@ -419,6 +419,13 @@ class UserAgent:
             return number
         return f"sip:{number}@{self.settings.sip_domain}{self.settings.uri_params()}"
 
+    def _refer_to_uri(self, number: str) -> str:
+        """The Refer-To of a blind transfer: the target at our registrar (host:port), so that the far
+        end, which has no proxy of ours, reaches it through the PBX."""
+        if number.lower().startswith(("sip:", "sips:")):
+            return number
+        return f"sip:{number}@{self.settings.registrar}{self.settings.uri_params()}"
+
     def _incoming(self, call: SipCall, src_address: str, whole_msg: str) -> None:
         call_id = f"in-{next(self._incoming_ids)}"
         call.call_id = call_id
@@ -491,7 +498,7 @@ class UserAgent:
                 partner.transfer_deadline = deadline
                 call.xferReplaces(partner, pj.CallOpParam(True))
             else:
-                call.xfer(self._target_uri(number or ""), pj.CallOpParam(True))
+                call.xfer(self._refer_to_uri(number or ""), pj.CallOpParam(True))
         except Exception as exc:
             logger.warning("call %s: transfer failed: %s", call_id, _error_text(exc))
             deadline = time.monotonic()  # hang up at once

@@ -77,6 +77,9 @@ class Baresip:
     ctrl_port: int = 0
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
+    # Every request through the registrar, as a phone behind a PBX sends them: a REFER's target such as
+    # sip:1003@127.0.0.1 (no port: the domain) then reaches the lab's kamailio, not port 5060.
+    via_registrar: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -143,6 +146,8 @@ class Baresip:
         if self.registrar:
             aor = f"<sip:{self.user}@{self.registrar}>"
             params += [f"auth_pass={self.password}", "regint=600"]
+            if self.via_registrar:
+                params.append(f'outbound="sip:{self.registrar};lr"')
         else:
             aor = f"<sip:{self.user}@{self.host}>"
             params.append("regint=0")

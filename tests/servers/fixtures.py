@@ -56,7 +56,11 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
     counter = itertools.count(1)
 
     def start(
-        user: str, password: str = "pw", auto_answer: bool = True, source_wav: Path | None = None
+        user: str,
+        password: str = "pw",
+        auto_answer: bool = True,
+        source_wav: Path | None = None,
+        via_registrar: bool = False,
     ) -> Baresip:
         kamailio.add_user(user, password)
         agent = Baresip(
@@ -66,6 +70,7 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
             registrar=f"{kamailio.host}:{kamailio.port}",
             auto_answer=auto_answer,
             source_wav=source_wav or tone_wav,
+            via_registrar=via_registrar,
         )
         started.append(agent)
         agent.start()
