@@ -68,7 +68,7 @@ def test_attended_transfer_after_the_third_party_answered(phone_factory, baresip
     phone.wait_mode("in_call")
 
     phone.client.hook(False)
-    state, held, other = ended_records(phone, held_id)
+    _, held, other = ended_records(phone, held_id)
     assert held["transferred_to"] == {"call_id": other["call_id"], "remote": {"number": "1003", "name": None}}
     assert other["transferred_from"]["call_id"] == held_id and other["disposition"] == "answered"
     # the held party's INVITE with Replaces reaches the third party, who is now in a call with it
