@@ -61,6 +61,21 @@ def test_hang_up_with_the_call_held(line) -> None:  # type: ignore[no-untyped-de
     assert_silent_from(watch, down)
 
 
+def test_transfer_from_the_phone(line, baresip_factory) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    third = baresip_factory("1003", auto_answer=True)
+    phone.client.flash()
+    phone.wait_for(lambda s: s["held"], what="the call held")
+    phone.client.keys("1003#")
+    third.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    phone.wait_mode("in_call")
+    watch.wait_loud()  # the third party hears the microphone
+    down = time.monotonic()
+    phone.client.hook(False)  # attended transfer: 1002 is put through to 1003
+    phone.wait_mode("idle")
+    assert_silent_from(watch, down)
+
+
 def test_remote_bye_with_the_handset_still_up(line) -> None:  # type: ignore[no-untyped-def]
     phone, far, watch = line()
     far.hangup()
