@@ -10,11 +10,18 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make \
 	kamailio baresip-core mosquitto mosquitto-clients \
 	libasound2 libasound2-dev libasound2-plugins alsa-utils sox \
 	dosfstools mtools fdisk xz-utils 7zip sip-tester
+# The gateway's /stats page draws its charts with Debian's Chart.js (served from the package, no CDN);
+# its browser test runs Debian's headless chromium.
+APT_PACKAGES += libjs-chart.js chromium
+# The gateway's PostgreSQL store (several instances): its tests and `make postgres` start Debian's.
+APT_PACKAGES += postgresql
+# openssl: the broker certificate commands of docs/INSTALLING.md, run by tests/tools/test_broker.py
+APT_PACKAGES += openssl
 # Linphone's CLI: a second, independent SIP stack that transfers the phone in the e2e tests
 # (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
 APT_PACKAGES += linphone-cli iproute2
 
-.PHONY: all deps deps-apt deps-py run test test-fast lint format bench bench-quick dist clean
+.PHONY: all deps deps-apt deps-py run postgres test test-fast lint format bench bench-quick dist clean
 
 all: test
 
@@ -32,13 +39,17 @@ deps-apt:
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,gateway]'
 	touch $@
 
 deps-py: $(VENV)/.installed
 
 run: deps
 	$(PY) -m lab.demo --dir $(RUN_DIR)
+
+# A scratch PostgreSQL on 127.0.0.1 for gateways sharing one store; prints the [storage] lines.
+postgres: deps
+	$(PY) -m lab.servers.postgres --dir $(RUN_DIR)/postgres
 
 test: deps
 	$(PY) -m pytest -q
@@ -57,11 +68,14 @@ format: deps-py
 
 # Ours vs baresip-as-the-phone (baresip-core's mqtt module), plus tests/faults: bench/results/results.md.
 # Start-up and audio-path figures sniff loopback (root or CAP_NET_RAW); without it they are skipped.
+# bench.broker_tls: connect -> CONNACK to the broker, plain vs TLS vs TLS with a client certificate.
 bench: deps
 	$(PY) -m bench.run
+	$(PY) -m bench.broker_tls
 
 bench-quick: deps
 	$(PY) -m bench.run --quick
+	$(PY) -m bench.broker_tls --quick
 
 dist: deps-py
 	rm -rf dist

@@ -3,6 +3,10 @@
 Threads: paho's network thread (``loop_start``) runs the callbacks and the command subscriber; the
 ``mqtt-outbox`` thread moves events from the outbox to paho. ``publish_event``, ``send_reply`` and
 ``update_status`` may be called from any thread and never wait for the network.
+
+A failed connection is logged once per outage and reason (``diagnosis``), not once per retry. TLS
+files that cannot be loaded leave the bridge offline with one error line; the phone goes on without
+the CRM either way.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from firmware.commands import Command, Reply
 from firmware.events import Event, utc_now
 
+from . import diagnosis
 from .codec import LAST_WILL
 from .outbox import Outbox
 from .publish import EventPump, ReplyRouter, StatusPublisher
@@ -35,6 +41,7 @@ from .subscribe import CommandSubscriber
 logger = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0
+REMIND_AFTER_S = 3600.0  # a long outage's reason is logged again this often
 
 
 def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -66,9 +73,15 @@ class CrmBridge:
         self._lock = threading.Lock()
         self._connected = False
         self._stopping = False
+        self._started = False
         self._outage_since: float | None = None
-        self._outage_logged = False
+        self._outage_reasons: dict[str, float] = {}  # reason -> when it was last logged, this outage
+        self._outage_failures = 0
+        self._refused = False  # the broker refused the CONNECT: its disconnect is the same failure
+        self._tls_read_error: str | None = None  # paho's last logged SSL error, read on disconnect
+        self._tls_setup_error: str | None = None
         self.connects = 0
+        self.connect_failures = 0
 
         self.outbox = Outbox(settings.outbox_path, device_id, settings.outbox_max_events)
         self._client = self._make_client()
@@ -95,6 +108,10 @@ class CrmBridge:
             s.username or "-",
             self.base_topic,
         )
+        if self._tls_setup_error is not None:
+            logger.error("%s; the phone stays without the CRM broker until restarted", self._tls_setup_error)
+            return
+        self._started = True
         self._events.start()
         self._client.connect_async(
             s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
@@ -111,9 +128,10 @@ class CrmBridge:
             deadline = time.monotonic() + _STOP_FLUSH_S
             while not info.is_published() and time.monotonic() < deadline:
                 time.sleep(0.02)
-        self._events.stop()
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._started:
+            self._events.stop()
+            self._client.disconnect()
+            self._client.loop_stop()
         self.outbox.close()
         logger.info("CRM bridge stopped")
 
@@ -146,6 +164,7 @@ class CrmBridge:
         return {
             "connected": int(self.connected),
             "connects": self.connects,
+            "connect_failures": self.connect_failures,
             "events_published": self._events.published,
             "events_refused_by_broker": self._events.rejected,
             "events_in_flight": self._events.in_flight,
@@ -167,12 +186,15 @@ class CrmBridge:
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:
-            client.tls_set(
-                ca_certs=s.ca_file,
-                certfile=s.client_cert,
-                keyfile=s.client_key,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            try:
+                client.tls_set(
+                    ca_certs=s.ca_file,
+                    certfile=s.client_cert,
+                    keyfile=s.client_key,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except OSError as exc:  # unreadable files; ssl.SSLError (a key that does not match) is one too
+                self._tls_setup_error = f"TLS: cannot load {_tls_files(s)}: {exc.strerror or exc}"
         will_props = Properties(PacketTypes.WILLMESSAGE)
         client.will_set(
             f"{s.base_topic(self.device_id)}/status", LAST_WILL, qos=1, retain=True, properties=will_props
@@ -185,6 +207,7 @@ class CrmBridge:
         client.on_message = self._guard(self._on_message)
         client.on_publish = self._guard(self._on_publish)
         client.on_socket_open = _no_delay
+        client.on_log = self._on_log
         return client
 
     @staticmethod
@@ -203,13 +226,17 @@ class CrmBridge:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
-            self._outage(f"broker {self.settings.host}:{self.settings.port} refused the connection: {reason}")
+            with self._lock:
+                self._refused = True
+            self._outage(f"the broker refused the connection: {reason}")
             return
         self._commands.subscribe()
         with self._lock:
             self._connected = True  # only now: a command published from here on reaches us
             outage_since, self._outage_since = self._outage_since, None
-            self._outage_logged = False
+            self._outage_reasons.clear()
+            self._outage_failures = 0
+            self._tls_read_error = None
         self.connects += 1
         if outage_since is not None:
             logger.info("reconnected to the broker after %.1f s", time.monotonic() - outage_since)
@@ -224,7 +251,13 @@ class CrmBridge:
         self._events.wake()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._outage(f"cannot reach broker {self.settings.host}:{self.settings.port}")
+        # paho calls this inside its ``except OSError``: the exception handled is the reason.
+        self._outage(diagnosis.describe(sys.exc_info()[1], self.settings))
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR and diagnosis.is_tls_error_text(text):
+            with self._lock:
+                self._tls_read_error = text
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -232,20 +265,48 @@ class CrmBridge:
         with self._lock:
             self._connected = False
             stopping = self._stopping
-        if not stopping:
+            tls_error, self._tls_read_error = self._tls_read_error, None
+            refused, self._refused = self._refused, False
+        if stopping or refused:
+            return
+        if tls_error is not None:
+            self._outage(diagnosis.describe_tls_text(tls_error, self.settings))
+        else:
             self._outage(f"lost the broker connection ({reason})")
 
-    def _outage(self, what: str) -> None:
-        """Log a broker outage once, not once per retry."""
+    def _outage(self, reason: str) -> None:
+        """Log a broker outage once per reason (and again every ``REMIND_AFTER_S``), not per retry."""
+        now = time.monotonic()
         with self._lock:
             if self._outage_since is None:
-                self._outage_since = time.monotonic()
-            first = not self._outage_logged
-            self._outage_logged = True
-        if first:
-            logger.warning("%s; retrying with backoff up to %d s", what, self.settings.reconnect_max_s)
+                self._outage_since = now
+            logged_at = self._outage_reasons.get(reason)
+            remind = logged_at is not None and now - logged_at >= REMIND_AFTER_S
+            if logged_at is None or remind:
+                self._outage_reasons[reason] = now
+            self.connect_failures += 1
+            self._outage_failures += 1
+            failures, since = self._outage_failures, self._outage_since
+        s = self.settings
+        if logged_at is None:
+            logger.warning(
+                "broker %s:%d: %s; retrying with backoff up to %d s (calls work without the CRM meanwhile)",
+                s.host,
+                s.port,
+                reason,
+                s.reconnect_max_s,
+            )
+        elif remind:
+            logger.warning(
+                "broker %s:%d: still %s (%d failed attempts in %.0f min)",
+                s.host,
+                s.port,
+                reason,
+                failures,
+                (now - since) / 60,
+            )
         else:
-            logger.debug("%s", what)
+            logger.debug("broker %s:%d: %s (still)", s.host, s.port, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._commands.on_message(message)
@@ -254,3 +315,16 @@ class CrmBridge:
         self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
     ) -> None:
         self._events.on_publish(mid, reason.is_failure)
+
+
+def _tls_files(settings: MqttSettings) -> str:
+    files = [
+        f"mqtt.{key} {value}"
+        for key, value in (
+            ("ca_file", settings.ca_file),
+            ("client_cert", settings.client_cert),
+            ("client_key", settings.client_key),
+        )
+        if value
+    ]
+    return ", ".join(files) or "the system's CA store"

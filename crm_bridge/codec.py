@@ -4,6 +4,9 @@ Out: events, replies and status are encoded here (``encode_event``, ``encode_rep
 ``encode_status``, ``LAST_WILL``). In: command payloads are decoded and validated into
 ``firmware.commands`` objects by ``decode_command``, or refused with a ``CommandRejected`` that carries
 the reply's error code. Nothing a payload contains is trusted, and no secret is ever part of a message.
+
+The CRM's side of the same contract (the gateway uses it): ``encode_dial`` writes ``cmd/dial``,
+``decode_event`` and ``decode_reply`` read what the phone publishes, raising ``ContractError``.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firmware.commands import CancelDial, Command, Dial, Hangup, Reply
-from firmware.events import SCHEMA_VERSION, CallRecord, Event, Transfer
+from firmware.commands import CancelDial, Command, Dial, Hangup, Reply, ShowCaller
+from firmware.events import SCHEMA_VERSION, CallRecord, Event, Remote, Transfer
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_NUMBER_LEN = 32
 MAX_ID_LEN = 128
 MAX_DISPLAY_LEN = 64
 MAX_TTL_S = 86_400
-COMMAND_KINDS = ("dial", "cancel", "hangup")
+COMMAND_KINDS = ("dial", "cancel", "hangup", "caller")
 
 _NUMBER_RE = re.compile(r"[0-9+*#]+")
 # A request id becomes a topic level (reply/<id>): no MQTT wildcards, separators or control characters.
@@ -192,6 +195,8 @@ def decode_command(
         return _decode_dial(obj, request_id, received_at, message_expiry_s)
     if kind == "cancel":
         return CancelDial(request_id=request_id)
+    if kind == "caller":
+        return _decode_caller(obj, request_id)
     call_id = _optional_str(obj, "call_id", request_id, MAX_ID_LEN)
     return Hangup(request_id=request_id, call_id=call_id)
 
@@ -269,6 +274,16 @@ def _decode_dial(
     )
 
 
+def _decode_caller(obj: dict[str, Any], request_id: str) -> ShowCaller:
+    call_id = _optional_str(obj, "call_id", request_id, MAX_ID_LEN)
+    name = _optional_str(obj, "name", request_id, MAX_DISPLAY_LEN)
+    if not call_id:
+        raise CommandRejected(INVALID_PAYLOAD, "missing 'call_id'", request_id)
+    if not name or not name.isprintable():
+        raise CommandRejected(INVALID_PAYLOAD, "'name' must be 1 to 64 printable characters", request_id)
+    return ShowCaller(request_id=request_id, call_id=call_id, name=name)
+
+
 def _expiry(
     obj: dict[str, Any], request_id: str, received_at: datetime, message_expiry_s: int | None
 ) -> datetime:
@@ -333,3 +348,160 @@ def _json_type(value: Any) -> str:
 
 def _shorten(text: str, limit: int = 32) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# --- the CRM's side: commands out, events and replies in -------------------------------------------
+
+
+class ContractError(ValueError):
+    """A message on a phone's topic that does not follow contract version 1."""
+
+
+def encode_dial(
+    request_id: str,
+    number: str,
+    *,
+    ttl_s: float | None = None,
+    expires_at: datetime | None = None,
+    display: str | None = None,
+    crm: dict[str, Any] | None = None,
+) -> bytes:
+    """The ``cmd/dial`` payload; at least one of ``ttl_s`` and ``expires_at`` is required."""
+    if ttl_s is None and expires_at is None:
+        raise ValueError("a dial needs ttl_s or expires_at")
+    out: dict[str, Any] = {"v": SCHEMA_VERSION, "id": request_id, "number": number}
+    if ttl_s is not None:
+        out["ttl_s"] = ttl_s
+    if expires_at is not None:
+        out["expires_at"] = format_time(expires_at)
+    if display:
+        out["display"] = display[:MAX_DISPLAY_LEN]
+    if crm is not None:
+        out["crm"] = crm
+    return _dumps(out)
+
+
+def encode_caller(request_id: str, call_id: str, number: str, name: str) -> bytes:
+    """The ``cmd/caller`` payload: the CRM's name for the caller of a ringing call."""
+    return _dumps(
+        {
+            "v": SCHEMA_VERSION,
+            "id": request_id,
+            "call_id": call_id,
+            "number": number,
+            "name": name[:MAX_DISPLAY_LEN],
+        }
+    )
+
+
+def decode_reply(payload: bytes) -> Reply:
+    """A ``reply/<id>`` payload as a ``Reply``."""
+    obj = _contract_object(payload)
+    request_id = obj.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ContractError("reply 'id' must be a string or null")
+    if not isinstance(obj.get("ok"), bool):
+        raise ContractError("reply 'ok' must be true or false")
+    if obj["ok"]:
+        result = obj.get("result") or {}
+        if not isinstance(result, dict):
+            raise ContractError("reply 'result' must be an object")
+        return Reply(request_id=request_id or "", ok=True, result=result)
+    error = obj.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        raise ContractError("reply 'error' must be an object with a 'code'")
+    return Reply.failure(request_id or "", error["code"], str(error.get("message") or ""))
+
+
+def decode_event(payload: bytes) -> tuple[Event, int, str]:
+    """An ``events`` payload as ``(event, seq, device_id)``."""
+    obj = _contract_object(payload)
+    try:
+        event_type = obj["type"]
+        seq = obj["seq"]
+        device_id = obj["device_id"]
+        if not isinstance(event_type, str) or not isinstance(device_id, str):
+            raise ContractError("event 'type' and 'device_id' must be strings")
+        if type(seq) is not int:
+            raise ContractError("event 'seq' must be an integer")
+        data = obj.get("data") or {}
+        if not isinstance(data, dict):
+            raise ContractError("event 'data' must be an object")
+        call = _call_from_dict(obj["call"]) if obj.get("call") is not None else None
+        event = Event(
+            type=event_type,  # type: ignore[arg-type]
+            ts=_contract_time(obj["ts"]),
+            call=call,
+            data=data,
+            event_id=str(obj["event_id"]),
+        )
+    except KeyError as missing:
+        raise ContractError(f"event without {missing.args[0]!r}") from None
+    return event, seq, device_id
+
+
+def _call_from_dict(obj: Any) -> CallRecord:
+    if not isinstance(obj, dict):
+        raise ContractError("event 'call' must be an object")
+    remote = obj.get("remote") or {}
+    if not isinstance(remote, dict) or not isinstance(remote.get("number", ""), str):
+        raise ContractError("call 'remote' must be an object with a 'number'")
+    crm = obj.get("crm")
+    if crm is not None and not isinstance(crm, dict):
+        raise ContractError("call 'crm' must be an object or null")
+    sip_code = obj.get("sip_code")
+    if sip_code is not None and type(sip_code) is not int:
+        raise ContractError("call 'sip_code' must be an integer or null")
+    try:
+        return CallRecord(
+            call_id=str(obj["call_id"]),
+            direction=obj["direction"],
+            origin=obj["origin"],
+            remote=Remote(number=str(remote.get("number") or ""), name=remote.get("name")),
+            started_at=_contract_time(obj["started_at"]),
+            sip_call_id=obj.get("sip_call_id"),
+            crm=crm,
+            answered_at=_contract_time(obj["answered_at"]) if obj.get("answered_at") else None,
+            ended_at=_contract_time(obj["ended_at"]) if obj.get("ended_at") else None,
+            disposition=obj.get("disposition"),
+            sip_code=sip_code,
+            reason=obj.get("reason"),
+            hangup_by=obj.get("hangup_by"),
+            transferred_from=_transfer_from_dict(obj.get("transferred_from")),
+            transferred_to=_transfer_from_dict(obj.get("transferred_to")),
+        )
+    except KeyError as missing:
+        raise ContractError(f"call without {missing.args[0]!r}") from None
+
+
+def _transfer_from_dict(obj: Any) -> Transfer | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("remote"), dict):
+        raise ContractError("a transfer must be an object with 'call_id' and 'remote'")
+    remote = obj["remote"]
+    return Transfer(
+        str(obj.get("call_id") or ""), Remote(str(remote.get("number") or ""), remote.get("name"))
+    )
+
+
+def _contract_object(payload: bytes) -> dict[str, Any]:
+    try:
+        obj = _parse_object(payload)
+    except CommandRejected as rejected:
+        raise ContractError(rejected.message) from None
+    if obj.get("v") != SCHEMA_VERSION:
+        raise ContractError(f"'v' must be {SCHEMA_VERSION}")
+    return obj
+
+
+def _contract_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ContractError("times must be ISO 8601 strings")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ContractError(f"not an ISO 8601 time: {_shorten(value)!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -64,11 +64,20 @@ class Hangup:
 
 
 @dataclass(frozen=True)
+class ShowCaller:
+    """The CRM's name for the caller of call ``call_id``: shown on the display from now on."""
+
+    request_id: str
+    call_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class SetDoNotDisturb:
     enabled: bool
 
 
-Command = PressKey | LiftHandset | ReplaceHandset | Dial | CancelDial | Hangup | SetDoNotDisturb
+Command = PressKey | LiftHandset | ReplaceHandset | Dial | CancelDial | Hangup | ShowCaller | SetDoNotDisturb
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,13 @@ config back as TOML with its secrets masked.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 
+from configschema.schema import ConfigError, check_sections, merge_secrets, read_toml
 from firmware import config_values as check
-from firmware.config_values import Invalid, Secret
+from firmware.config_values import Secret
 
 __all__ = [
     "KNOWN_BOARDS",
@@ -49,18 +47,16 @@ CODEC = check.string(r"[A-Za-z0-9_-]+/\d+", "NAME/RATE, e.g. 'PCMA/8000'")
 SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece.raw", "asoundrc": "asoundrc"}
 
 
-class ConfigError(ValueError):
-    """The configuration is invalid; ``errors`` lists every problem, each starting with its key."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = list(errors)
-        count = f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"
-        super().__init__(f"invalid configuration ({count}):\n" + "\n".join(f"  {e}" for e in self.errors))
-
-
 @dataclass(frozen=True)
 class DeviceConfig:
-    id: Annotated[str, check.string(r"[a-z0-9_-]{1,64}", "1-64 lowercase letters, digits, '-' or '_'")]
+    # a topic level and the broker user name; tools/provisioning/device.py checks the same rule
+    id: Annotated[
+        str,
+        check.string(
+            r"[a-z0-9][a-z0-9_-]{0,63}",
+            "lower-case letters, digits, '-' and '_', 1-64 long, starting with a letter or digit",
+        ),
+    ]
     name: Annotated[str, check.string()] = ""
 
 
@@ -211,45 +207,20 @@ def load_config(path: str | Path, secrets_path: str | Path | None = None) -> Con
     as ``tools/flash.py`` installs it) is merged over the config key by key.
     """
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path)
     default_secrets = path.parent / SECRETS_FILE_NAME
     if secrets_path is None and default_secrets.exists():
         secrets_path = default_secrets
     if secrets_path is not None:
-        for section_name, table in _read_toml(Path(secrets_path)).items():
-            base = data.get(section_name, {})
-            both_tables = isinstance(base, dict) and isinstance(table, dict)
-            data[section_name] = base | table if both_tables else table
+        data = merge_secrets(data, Path(secrets_path))
     return parse_config(data, base_dir=path.resolve().parent)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except OSError as error:
-        raise ConfigError([f"{path}: cannot read: {error.strerror or error}"]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
 
 
 def parse_config(data: dict[str, Any], base_dir: Path | None = None) -> Config:
     """Check a parsed TOML table; relative paths are resolved against ``base_dir`` when given."""
     errors: list[str] = []
-    given: dict[str, dict[str, Any]] = {}
-    checked: dict[str, dict[str, Any]] = {}
-    for section_name, table in data.items():
-        if section_name not in SECTIONS:
-            errors.append(f"{section_name}: unknown section{_suggestion(section_name, SECTIONS)}")
-        elif not isinstance(table, dict):
-            errors.append(f"{section_name}: must be a table, got {check.type_name(table)}")
-        else:
-            given[section_name] = table
-            checked[section_name] = _check_section(section_name, table, errors)
-    values = {name: _with_defaults(name, checked.get(name, {}), errors) for name in SECTIONS}
-    for section_name in SECTIONS:
-        if section_name in given or section_name not in data:
-            _require(section_name, given.get(section_name, {}), errors)
+    absent = tuple(name for name in SECTIONS if name not in data)
+    values, given = check_sections(data, SECTIONS, errors, required=absent)
     _derive_defaults(values, given)
     _resolve_paths(values, base_dir)
     _check_across_sections(values, errors)
@@ -262,45 +233,6 @@ def render_config(config: Config, show_secrets: bool = False) -> str:
     from firmware.config_render import render_config as render
 
     return render(config, show_secrets=show_secrets)
-
-
-def _suggestion(word: str, known: object) -> str:
-    matches = difflib.get_close_matches(word, list(known), n=1)  # type: ignore[call-overload]
-    return f", did you mean '{matches[0]}'?" if matches else ""
-
-
-def _checks(section: type) -> dict[str, check.Check]:
-    """The check of every key of a section: the metadata of its ``Annotated`` type."""
-    hints = get_type_hints(section, include_extras=True)
-    return {f.name: hints[f.name].__metadata__[0] for f in dataclasses.fields(section)}
-
-
-def _check_section(section_name: str, table: dict[str, Any], errors: list[str]) -> dict[str, Any]:
-    checks = _checks(SECTIONS[section_name])
-    checked: dict[str, Any] = {}
-    for key, raw in table.items():
-        if key not in checks:
-            errors.append(f"{section_name}.{key}: unknown key{_suggestion(key, checks)}")
-            continue
-        try:
-            checked[key] = checks[key](raw)
-        except Invalid as error:
-            errors.append(f"{section_name}.{key}: {error}")
-    return checked
-
-
-def _with_defaults(section_name: str, checked: dict[str, Any], errors: list[str]) -> dict[str, Any]:
-    values = dict(checked)
-    for f in dataclasses.fields(SECTIONS[section_name]):
-        if f.name not in values:
-            values[f.name] = None if f.default is dataclasses.MISSING else f.default
-    return values
-
-
-def _require(section_name: str, table: dict[str, Any], errors: list[str]) -> None:
-    for f in dataclasses.fields(SECTIONS[section_name]):
-        if f.default is dataclasses.MISSING and f.name not in table:
-            errors.append(f"{section_name}.{f.name}: required key is missing")
 
 
 def _derive_defaults(values: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]]) -> None:

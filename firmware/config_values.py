@@ -1,210 +1,56 @@
-"""Value types and checks of the configuration schema (``firmware.config``).
-
-A check takes the raw TOML value and returns the value the config holds, or raises ``Invalid`` with a
-message that completes ``"<section>.<key>: "``. Checks of secrets never put the value in a message.
-"""
+"""Value checks of the phone's configuration: the generic ones of ``configschema.values`` and the
+phone's own (digit maps, keypad keys)."""
 
 from __future__ import annotations
 
-import hmac
-import re
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from configschema.values import (
+    HOST,
+    MASK,
+    Check,
+    Invalid,
+    Secret,
+    array,
+    boolean,
+    host,
+    host_and_port,
+    integer,
+    number,
+    one_of,
+    path,
+    secret,
+    shown,
+    split_host_port,
+    string,
+    topic_prefix,
+    type_name,
+)
 from firmware.dialplan import DialPlan, DialPlanError
 
-MASK = "********"
-
-
-class Secret:
-    """A string that never shows itself: ``repr``, ``str`` and ``format`` print a mask."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret('{MASK}')"
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __format__(self, format_spec: str) -> str:
-        return format(MASK, format_spec)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
-
-
-class Invalid(ValueError):
-    """A value does not fit its key; the message says why, without the key's name."""
-
-
-Check = Callable[[Any], Any]
-
-_TOML_TYPE_NAMES = {
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "float",
-    list: "array",
-    dict: "table",
-}
-
-
-def type_name(value: object) -> str:
-    return _TOML_TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def shown(value: object) -> str:
-    """How a (non-secret) value appears in an error message."""
-    return repr(value) if isinstance(value, str) else f"{type_name(value)} {value!r}"
-
-
-def string(pattern: str | None = None, rule: str = "") -> Check:
-    """A string; with ``pattern``, one that fully matches it (``rule`` says what it must be)."""
-    compiled = re.compile(pattern) if pattern else None
-
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise Invalid(f"must be a string, got {shown(value)}")
-        if compiled and not compiled.fullmatch(value):
-            raise Invalid(f"must be {rule}, got {value!r}")
-        return value
-
-    return check
-
-
-def secret(value: Any) -> Secret:
-    if not isinstance(value, str):
-        raise Invalid(f"must be a string, got {type_name(value)}")
-    return Secret(value)
-
-
-def boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid(f"must be true or false, got {shown(value)}")
-    return value
-
-
-def integer(low: int, high: int | None = None) -> Check:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"must be an integer, got {shown(value)}")
-        if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise Invalid(f"must be {bounds}, got {value}")
-        return value
-
-    return check
-
-
-def number(low: float, high: float) -> Check:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(f"must be a number, got {shown(value)}")
-        if not low <= value <= high:
-            raise Invalid(f"must be between {low:g} and {high:g}, got {value:g}")
-        return float(value)
-
-    return check
-
-
-def number_or_empty(low: float, high: float) -> Check:
-    """A number between ``low`` and ``high``; an empty string means none (a default found elsewhere)."""
-    of_number = number(low, high)
-
-    def check(value: Any) -> float | None:
-        return None if value == "" else of_number(value)
-
-    return check
-
-
-def one_of(*options: str | int, ignore_case: bool = False) -> Check:
-    listed = ", ".join(str(option) for option in options)
-
-    def check(value: Any) -> str | int:
-        wanted = value.upper() if ignore_case and isinstance(value, str) else value
-        if isinstance(value, bool) or wanted not in options:
-            raise Invalid(f"must be one of {listed}, got {shown(value)}")
-        return wanted
-
-    return check
-
-
-def array(item: Check, min_items: int = 0) -> Check:
-    """A list whose every item passes ``item``; the config holds it as a tuple."""
-
-    def check(value: Any) -> tuple[Any, ...]:
-        if not isinstance(value, list):
-            raise Invalid(f"must be an array, got {shown(value)}")
-        if len(value) < min_items:
-            raise Invalid(f"must have at least {min_items} item(s)")
-        items = []
-        for index, element in enumerate(value):
-            try:
-                items.append(item(element))
-            except Invalid as error:
-                raise Invalid(f"item {index} {error}") from None
-        return tuple(items)
-
-    return check
-
-
-def path(value: Any) -> Path | None:
-    """A file system path; an empty string means none. Relative paths are resolved later."""
-    text = string()(value)
-    return Path(text) if text else None
-
-
-HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
-host = string(HOST, "a host name or IP address")
-
-
-def split_host_port(text: str) -> tuple[str, int | None]:
-    """``"host:5060"`` -> ``("host", 5060)``, ``"[::1]"`` -> ``("[::1]", None)``."""
-    match = re.fullmatch(r"(.*?)(?::(\d+))?", text)
-    assert match is not None
-    host, port = match.group(1), match.group(2)
-    if port is None or (host.count(":") > 0 and not host.endswith("]")):
-        return text, None
-    return host, int(port)
-
-
-def host_and_port(value: Any) -> str:
-    text = string(rf"(?:{HOST})(?::\d{{1,5}})?", "a host or host:port")(value)
-    port = split_host_port(text)[1]
-    if port is not None and not 1 <= port <= 65535:
-        raise Invalid(f"port must be between 1 and 65535, got {port}")
-    return text
-
-
-def topic_prefix(value: Any) -> str:
-    text = string()(value)
-    problems = [
-        (not text, "must not be empty"),
-        (text.startswith("/"), "must not start with '/'"),
-        (text.endswith("/") or "//" in text, "must not have empty topic levels"),
-        ("+" in text or "#" in text, "must not contain the wildcards '+' or '#'"),
-        ("\0" in text, "must not contain NUL"),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise Invalid(f"{message}, got {text!r}")
-    return text
+__all__ = [
+    "HOST",
+    "MASK",
+    "Check",
+    "Invalid",
+    "Secret",
+    "array",
+    "boolean",
+    "digit_map",
+    "host",
+    "host_and_port",
+    "integer",
+    "keypad_key_or_empty",
+    "number",
+    "one_of",
+    "path",
+    "secret",
+    "shown",
+    "split_host_port",
+    "string",
+    "topic_prefix",
+    "type_name",
+]
 
 
 def digit_map(value: Any) -> str:
@@ -218,3 +64,13 @@ def digit_map(value: Any) -> str:
 
 def keypad_key_or_empty(value: Any) -> str:
     return string(r"[0-9*#]?", "one keypad key (0-9, *, #) or empty")(value)
+
+
+def number_or_empty(low: float, high: float) -> Check:
+    """A number between ``low`` and ``high``; an empty string means none (a default found elsewhere)."""
+    of_number = number(low, high)
+
+    def check(value: Any) -> float | None:
+        return None if value == "" else of_number(value)
+
+    return check

@@ -1,8 +1,9 @@
 """`make run`: the phone on the simulated board, between a local PBX and a local CRM broker.
 
 Starts kamailio (registrar with digest auth) with extensions 1001 (this phone) and 1002 (a baresip far
-end that answers by itself and plays a tone), mosquitto as the CRM's broker, and the phone daemon.
-Prints how to use the phone and waits; Ctrl-C stops everything.
+end that answers by itself and plays a tone), mosquitto as the CRM's broker, the phone daemon, and the
+CRM gateway with a fake Bitrix24 portal (HTTPS) in which it is installed as the local application.
+Prints how to use the phone and how to click-to-call through the portal; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from lab.bitrix24.portal import FakePortal
 from lab.servers.audio import write_sine_wav
 from lab.servers.baresip import Baresip
 from lab.servers.files import write_private
+from lab.servers.gateway import API_TOKEN, GatewayProcess, start_gateway
 from lab.servers.kamailio import Kamailio
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import phone_config_text
@@ -28,6 +32,7 @@ from lab.servers.ports import free_port
 PHONE_USER, PHONE_PASSWORD = "1001", "demo-phone-secret"
 FAR_USER, FAR_PASSWORD = "1002", "demo-far-secret"
 DEVICE_ID = "desk-1001"
+STATS_TOKEN = "demo-stats-token"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         stderr=subprocess.STDOUT,
         cwd=run_dir,
     )
+    portal, gateway = _start_gateway(run_dir, broker) if broker else (None, None)
     _print_instructions(run_dir, deskphone, broker)
+    if portal and gateway:
+        _print_gateway_instructions(run_dir, portal, gateway)
+    print("Ctrl-C stops the phone, the far end, the broker and the registrar.", flush=True)
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -96,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         while not stop and phone.poll() is None:
             time.sleep(0.2)
     finally:
+        if gateway:
+            gateway.stop()
+        if portal:
+            portal.stop()
         if phone.poll() is None:
             phone.terminate()
             phone.wait(15)
@@ -135,7 +148,68 @@ and to hang up the far end:           {sys.executable} -m lab.farend --dir {run_
   {rel} crm watch --port {broker.port} --device {DEVICE_ID}         # every event of the phone
 """
         )
-    print("Ctrl-C stops the phone, the far end, the broker and the registrar.", flush=True)
+
+
+def _start_gateway(run_dir: Path, broker: Mosquitto) -> tuple[FakePortal, GatewayProcess]:
+    """The fake portal (manager 7 sits at this desk; contact ACME GmbH has number 1002) and the
+    gateway, installed in it as the local application."""
+    portal = FakePortal(run_dir / "bitrix24")
+    portal.add_user(7, "Demo Manager")
+    portal.add_contact(42, "ACME GmbH", FAR_USER, 7)
+    portal.start()
+    inventory = run_dir / "office.csv"
+    inventory.write_text(f"device_id,extension,name,crm_user\n{DEVICE_ID},{PHONE_USER},Demo desk,7\n")
+    _sample_last_month(run_dir / "gateway" / "state")
+    gateway = start_gateway(
+        run_dir / "gateway",
+        mqtt_port=broker.port,
+        inventory=inventory,
+        portal=portal,
+        log_level="INFO",
+        extra=f'[stats]\ntime_zone = "Europe/Berlin"\naccountants = "apart"\ntoken = "{STATS_TOKEN}"\n',
+    )
+    answer = portal.install(f"{gateway.url}/bitrix24/install")
+    if answer.status_code != 200:
+        print(f"the gateway refused the portal's ONAPPINSTALL: {answer.text}", file=sys.stderr)
+    return portal, gateway
+
+
+def _sample_last_month(state_dir: Path) -> None:
+    """Last month's calls of five sample managers in the gateway's store, so /stats has figures before
+    the demo's own calls come in (this month)."""
+    from datetime import date
+
+    from gateway.sqlite_store import SqliteStore
+    from lab.stats_month import fill_store, month_of_calls
+
+    last = date.today().replace(day=1) - timedelta(days=1)
+    store = SqliteStore(state_dir)
+    fill_store(store, month_of_calls(last.year, last.month)[1])
+    store.close()
+
+
+def _print_gateway_instructions(run_dir: Path, portal: FakePortal, gateway: GatewayProcess) -> None:
+    print(
+        f"""The CRM gateway (log {run_dir}/gateway/gateway.log) is installed in a fake Bitrix24 portal at
+{portal.url} (records in memory, CA {portal.ca_file}). Click-to-call as manager 7 clicking
+ACME GmbH's number in a CRM card (the phone alerts with "ACME GmbH"; lift the handset to call):
+
+  curl --cacert {portal.ca_file} -X POST {portal.url}/_lab/click \\
+       -H 'Content-Type: application/json' -d '{{"user_id": 7, "phone_number": "{FAR_USER}"}}'
+
+or as any CRM through the gateway's own API:
+
+  curl -X POST {gateway.url}/v1/calls -H 'Authorization: Bearer {API_TOKEN}' \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"desk": "{DEVICE_ID}", "number": "{FAR_USER}", "display": "ACME"}}'
+
+Calls from the far end (lab.farend dial {PHONE_USER}) pop a card at the portal and show "ACME GmbH" on the
+phone while it rings; the gateway's state: curl {gateway.url}/healthz
+
+Call statistics per manager (this month: the demo's calls; "Last month": five sample managers):
+  {gateway.url}/stats#token={STATS_TOKEN}
+"""
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ from tools.provisioning.provision import Result, check_target, provision
 from tools.provisioning.verify import verify_target
 
 HIDDEN = "(hidden)"
+BUNDLE_HELP = "dir with the deskphone wheel and wheelhouse/ (make dist)"
+BOOT_MOUNT_HELP = (
+    "where the phone's OS mounts the boot partition, where the first boot looks for deskphone/ "
+    f"(default {firstboot.BOOT_MOUNT}, Raspberry Pi OS 12 and later; /boot on older images)"
+)
+BROKER_FILES = "/etc/mosquitto/deskphone"
+BROKER_CERT = "/etc/mosquitto/certs/deskphone-broker.crt"
+BROKER_KEY = "/etc/mosquitto/certs/deskphone-broker.key"
 
 
 def _err(message: str) -> None:
@@ -50,14 +58,21 @@ def _add_site_options(p: argparse.ArgumentParser) -> None:
         "--site", type=Path, help="site TOML: [sip] registrar/transport/trusted_pbx, [mqtt] host/..."
     )
     g.add_argument("--registrar", help="SIP registrar host (PBX)")
-    g.add_argument("--transport", choices=["udp", "tcp", "tls"])
+    g.add_argument(
+        "--transport", choices=["udp", "tcp", "tls"], help="SIP transport to the PBX (default udp)"
+    )
     g.add_argument("--trusted-pbx", action="append", help="host allowed to auto-answer (repeatable)")
     g.add_argument("--broker-host", help="MQTT broker host")
-    g.add_argument("--broker-port", type=int)
+    g.add_argument("--broker-port", type=int, help="MQTT broker port (default 1883; 8883 with tls in --site)")
     g.add_argument("--broker-tls", action="store_true", default=None, help="connect to the broker with TLS")
     g.add_argument("--no-mqtt", action="store_true", help="plain extensions without a CRM broker")
     g.add_argument("--topic-prefix", help="MQTT topic prefix (default deskphone)")
-    g.add_argument("--crm-user", help="the CRM's broker account (default crm)")
+    g.add_argument(
+        "--crm-account",
+        "--crm-user",  # its old name, easily taken for the inventory's crm_user column
+        dest="crm_account",
+        help="the CRM's own broker account (default crm; site.toml mqtt.crm_username)",
+    )
 
 
 def _site(args: argparse.Namespace) -> Site:
@@ -71,7 +86,7 @@ def _site(args: argparse.Namespace) -> Site:
         mqtt_port=args.broker_port,
         mqtt_tls=args.broker_tls,
         topic_prefix=args.topic_prefix,
-        crm_username=args.crm_user,
+        crm_username=args.crm_account,
     )
 
 
@@ -90,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="stock Raspberry Pi OS image (.img or .img.xz) written onto the target first",
     )
-    p.add_argument(
-        "--bundle", type=Path, required=True, help="dir with the deskphone wheel and wheelhouse/ (make dist)"
-    )
+    p.add_argument("--bundle", type=Path, required=True, help=BUNDLE_HELP)
     p.add_argument("--device", type=Path, help="device TOML: [device] id, extension, name, board, crm_user")
     p.add_argument("--device-id")
     p.add_argument("--extension", help="SIP user (extension)")
@@ -102,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--secrets", type=Path, help="secrets store CSV (0600) shared with 'broker'; created if absent"
     )
-    p.add_argument(
-        "--boot-mount", default=firstboot.BOOT_MOUNT, help="where the OS mounts the boot partition"
-    )
+    p.add_argument("--boot-mount", default=firstboot.BOOT_MOUNT, help=BOOT_MOUNT_HELP)
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     _add_site_options(p)
     p.set_defaults(handler=cmd_provision)
@@ -114,12 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--inventory",
         type=Path,
         required=True,
-        help="CSV: device_id,extension[,name,board,crm_user,sip_password]",
+        help="CSV: device_id,extension[,name,board,crm_user,sip_password]; crm_user is the CRM user at "
+        "that desk (for the CRM gateway), empty for a plain extension",
     )
     b.add_argument(
-        "--secrets", type=Path, required=True, help="secrets store CSV (0600); generated passwords go here"
+        "--secrets",
+        type=Path,
+        required=True,
+        help="secrets store CSV (0600) of account,sip_password,mqtt_password (one row per phone and one "
+        "for the CRM's broker account); generated passwords go here",
     )
-    b.add_argument("--bundle", type=Path, required=True)
+    b.add_argument("--bundle", type=Path, required=True, help=BUNDLE_HELP)
     b.add_argument("--base", type=Path, required=True, help="stock Raspberry Pi OS image (.img or .img.xz)")
     where = b.add_mutually_exclusive_group(required=True)
     where.add_argument("--out-dir", type=Path, help="write one image per phone: OUT_DIR/<device_id>.img")
@@ -130,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--show-secrets", action="store_true", help="put the passwords on the summary sheet (0600)"
     )
-    b.add_argument("--boot-mount", default=firstboot.BOOT_MOUNT)
-    b.add_argument("--dry-run", action="store_true")
+    b.add_argument("--boot-mount", default=firstboot.BOOT_MOUNT, help=BOOT_MOUNT_HELP)
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the inventory, the site, the bundle and the base image; write nothing",
+    )
     _add_site_options(b)
     b.set_defaults(handler=cmd_bulk)
 
@@ -141,7 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--out-dir", type=Path, required=True, help="writes passwd (0600), acl, mosquitto-deskphone.conf"
     )
-    k.add_argument("--dry-run", action="store_true")
+    k.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    k.add_argument(
+        "--listen-address", default="", help="address the phones' listener binds (default: every interface)"
+    )
+    k.add_argument(
+        "--certfile",
+        default=BROKER_CERT,
+        help=f"with TLS: the broker's certificate on the broker's host (default {BROKER_CERT})",
+    )
+    k.add_argument(
+        "--keyfile",
+        default=BROKER_KEY,
+        help=f"with TLS: the certificate's private key on the broker's host (default {BROKER_KEY})",
+    )
     sidecar.add_broker_options(k)
     _add_site_options(k)
     k.set_defaults(handler=cmd_broker)
@@ -348,22 +381,30 @@ def cmd_broker(args: argparse.Namespace) -> int:
     sidecar_accounts, sidecar_acl = sidecar.broker_part(args, devices, store, site)
     accounts += sidecar_accounts
     out = args.out_dir
+    listener = broker.Listener(
+        site.mqtt_port,
+        args.listen_address,
+        args.certfile if site.mqtt_tls else None,
+        args.keyfile if site.mqtt_tls else None,
+    )
     if args.dry_run:
         print(
             f"would write {out / 'passwd'} ({len(accounts)} accounts), "
             f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
         )
+        print(f"listener: {listener.describe()}")
         return 0
     store.save()
     out.mkdir(parents=True, exist_ok=True)
     write_private(out / "passwd", broker.password_file(accounts))
     (out / "acl").write_text(broker.acl_file(devices, site, sidecar_acl), encoding="utf-8")
-    snippet = broker.mosquitto_snippet("/etc/mosquitto/deskphone/passwd", "/etc/mosquitto/deskphone/acl")
+    snippet = broker.mosquitto_snippet(f"{BROKER_FILES}/passwd", f"{BROKER_FILES}/acl", listener)
     (out / "mosquitto-deskphone.conf").write_text(snippet, encoding="utf-8")
     print(
         f"wrote {out / 'passwd'} ({len(accounts)} accounts, 0600), "
         f"{out / 'acl'}, {out / 'mosquitto-deskphone.conf'}"
     )
+    print(f"listener: {listener.describe()}")
     print(f"CRM account: {site.crm_username} (password in {args.secrets})")
     return 0
 
@@ -411,7 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 1
     except KeyboardInterrupt:
-        _err("interrupted: a target being written may be half-written; provision it again")
+        _err(
+            "interrupted: an image file being written was removed; a card being written is "
+            "half-written: provision it again"
+        )
         return 1
     return result
 

@@ -17,6 +17,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    ShowCaller,
 )
 from firmware.effects import (
     AnswerCall,
@@ -83,6 +84,8 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _cancel_dial(state, request_id, now)
         case Hangup():
             return _hangup(state, inp, now)
+        case ShowCaller():
+            return _show_caller(state, inp)
         case SetDoNotDisturb(enabled=enabled):
             return replace(state, dnd=enabled), []
         case RegistrationChanged():
@@ -570,6 +573,15 @@ def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
         effects = _end_locally(call, "rejected", now, code=DECLINE)
     effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=call.call_id)))
     return _back_to_rest(state, end_tone="busy"), effects
+
+
+def _show_caller(state: PhoneState, command: ShowCaller) -> Result:
+    """The CRM's name for the caller replaces the SIP display name of a call still in progress."""
+    call = state.call
+    if call is None or call.call_id != command.call_id or state.mode not in ("ringing_in", "in_call"):
+        return state, [_reply(command.request_id, "not_found", "no such call in progress")]
+    new_state = _with_call(state, remote=replace(call.remote, name=command.name))
+    return new_state, [SendReply(Reply.success(command.request_id, status="shown", call_id=call.call_id))]
 
 
 # --- SIP --------------------------------------------------------------------------------------------

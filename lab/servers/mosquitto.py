@@ -1,6 +1,8 @@
 """mosquitto 2 as a test broker: 127.0.0.1, a free port, its own scratch directory and config.
 
-Optional password file (users hashed with ``mosquitto_passwd``) and ACL. Persistence is on, so
+Optional password file (users hashed with ``mosquitto_passwd``), ACL and TLS listener (``BrokerTls``:
+with ``require_certificate`` every client needs a certificate of the CA, and its CN is its user
+name). Persistence is on, so
 ``stop()`` + ``start()`` (or ``restart()``) keeps sessions, queued messages and retained messages
 like a real broker outage would. ``kill()`` stops it without a chance to save.
 """
@@ -15,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab.servers.files import read_log
@@ -32,6 +35,24 @@ def _free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The listener's certificate and key; ``ca`` checks client certificates when they are required."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    require_certificate: bool = False
+
+    def lines(self) -> list[str]:
+        lines = [f"certfile {self.cert}", f"keyfile {self.key}"]
+        if self.ca is not None:
+            lines.append(f"cafile {self.ca}")
+        if self.require_certificate:
+            lines += ["require_certificate true", "use_identity_as_username true"]
+        return lines
+
+
 class Mosquitto:
     """One broker instance. ``users`` maps user names to passwords; ``acl`` is an ACL file's text."""
 
@@ -42,6 +63,7 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         port: int | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.host = HOST
         self.port = port or _free_tcp_port()
@@ -52,6 +74,7 @@ class Mosquitto:
         self._proc: subprocess.Popen[bytes] | None = None
         lines = [
             f"listener {self.port} {self.host}",
+            *(tls.lines() if tls else []),
             "persistence true",
             "set_tcp_nodelay true",
             f"persistence_location {self.dir}/",

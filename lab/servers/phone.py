@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
+from lab.servers.baresip import Baresip
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
@@ -31,13 +32,18 @@ def phone_config_text(
     user: str = PHONE_USER,
     password: str = PHONE_PASSWORD,
     mqtt_port: int | None = None,
+    mqtt_options: str = "",
     mic_file: Path | None = None,
     dialplan: str = "interdigit_timeout_s = 2",
     log_level: str = "DEBUG",
     sip_extra: str = "",
     extra: str = "",
 ) -> str:
-    mqtt = f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n' if mqtt_port else "enabled = false\n"
+    mqtt = (
+        f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n{mqtt_options}'
+        if mqtt_port
+        else "enabled = false\n"
+    )
     mic = f'mic_file = "{mic_file}"\n' if mic_file else ""
     return f"""[device]
 id = "{device_id}"
@@ -165,6 +171,17 @@ class PhoneProcess:
             lambda s: len(events_of(s, event_type)) >= nth, timeout, f"event {event_type} #{nth}"
         )
         return events_of(state, event_type)[nth - 1]
+
+    def call_and_hang_up(self, far: Baresip, number: str) -> None:
+        """Lift, dial ``number``, wait until the auto-answering ``far`` and the phone are in the call,
+        hang up and wait until ``far`` saw the call close."""
+        self.client.hook(True)
+        self.wait_mode("dialing")
+        self.client.keys(f"{number}#")
+        far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        self.wait_mode("in_call")
+        self.client.hook(False)
+        far.wait_for_event("CALL_CLOSED", timeout=10)
 
     def log_text(self) -> str:
         return read_log(self.log_path)

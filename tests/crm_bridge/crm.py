@@ -15,6 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from lab.servers.certs import CertFiles
+
 
 @dataclass(frozen=True)
 class Received:
@@ -29,10 +31,17 @@ class Received:
 
 
 class CrmClient:
-    """Connects at once; ``persistent`` keeps a broker session so it gets what arrived while away."""
+    """Connects at once; ``persistent`` keeps a broker session so it gets what arrived while away;
+    ``tls`` connects with that client certificate, trusting its CA."""
 
     def __init__(
-        self, host: str, port: int, *, client_id: str | None = None, persistent: bool = False
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        tls: CertFiles | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._cond = threading.Condition()
@@ -43,6 +52,8 @@ class CrmClient:
             client_id=client_id or f"crm-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
+        if tls is not None:
+            self._client.tls_set(ca_certs=str(tls.ca), certfile=str(tls.cert), keyfile=str(tls.key))
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
         self._connected = threading.Event()

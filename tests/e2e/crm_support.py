@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lab.servers.certs import CertFiles
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.ports import LOOPBACK, free_port
 from tests.crm_bridge.crm import CrmClient, Received
@@ -34,8 +35,15 @@ def new_id(prefix: str = "c2c") -> str:
 class CrmView:
     """The CRM side of one phone: every message under ``deskphone/<device>/``."""
 
-    def __init__(self, broker: Mosquitto, *, client_id: str | None = None, persistent: bool = False) -> None:
-        self.client = CrmClient(broker.host, broker.port, client_id=client_id, persistent=persistent)
+    def __init__(
+        self,
+        broker: Mosquitto,
+        *,
+        client_id: str | None = None,
+        persistent: bool = False,
+        tls: CertFiles | None = None,
+    ) -> None:
+        self.client = CrmClient(broker.host, broker.port, client_id=client_id, persistent=persistent, tls=tls)
         self.client.subscribe(f"{BASE}/#")
 
     def close(self) -> None:

@@ -56,8 +56,12 @@ def test_broker_outage_during_a_call_loses_nothing(phone_factory, baresip_factor
     phone.client.keys("5")
     phone.client.hook(False)
     far.wait_for_event("CALL_CLOSED", timeout=10)
-    state = phone.wait_for(lambda s: s["mqtt"]["outbox_pending"] >= 2, what="events waiting in the outbox")
-    assert state["phone_state"] == "idle"
+    # The call's end (call.ended) and the hook event wait in the outbox; the phone is idle again. Both
+    # are waited for: the snapshot that first shows two pending events may predate the idle state.
+    state = phone.wait_for(
+        lambda s: s["mqtt"]["outbox_pending"] >= 2 and s["phone_state"] == "idle",
+        what="events waiting in the outbox with the phone idle",
+    )
     assert not state["mqtt"]["connected"]
 
     mosquitto.start()

@@ -55,13 +55,7 @@ def test_every_rfc4475_message_leaves_the_phone_running_and_able_to_call(  # typ
     assert state["registered"] is True
     assert all(e["data"].get("registered") for e in events_of(state, "registration.changed")[-1:])
 
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    phone.wait_mode("in_call")
-    phone.client.hook(False)
-    far.wait_for_event("CALL_CLOSED", timeout=10)
+    phone.call_and_hang_up(far, "1002")
     state = phone.wait_for(
         lambda s: any(e["call"]["remote"]["number"] == "1002" for e in events_of(s, "call.ended")),
         what="call.ended of the call to 1002",

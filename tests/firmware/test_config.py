@@ -66,7 +66,8 @@ def test_every_error_is_reported_at_once_naming_its_key():
     }
     errors = errors_of(data)
     assert errors == [
-        "device.id: must be 1-64 lowercase letters, digits, '-' or '_', got 'Desk 1'",
+        "device.id: must be lower-case letters, digits, '-' and '_', 1-64 long, starting with a letter or "
+        "digit, got 'Desk 1'",
         "sip.transport: must be one of udp, tcp, tls, got 'xyz'",
         "sip.local_port: must be between 0 and 65535, got 70000",
         "audio.sample_rate: must be one of 8000, 16000, 48000, got integer 44100",

@@ -5,6 +5,9 @@
   registers the user at ``kamailio`` and starts a baresip for it; all are stopped at teardown.
 - ``phone_factory``: starts ``deskphone run`` on the sim board, registered at ``kamailio``.
 - ``mosquitto``: an anonymous broker on 127.0.0.1 (start/stop/restart/kill for outage tests).
+- ``test_ca``: a fresh test CA; ``tls_broker_factory(server_cert, acl=None)`` starts a mosquitto whose
+  only listener is TLS and requires client certificates of ``test_ca`` (CN = user name);
+  ``tls_refusal(case, ca, dir)`` makes the certificates of one refused TLS setup of ``TLS_REFUSALS``.
 - ``tone_wav``: a 16 kHz mono WAV of a 440 Hz sine (baresip's default audio source).
 """
 
@@ -19,23 +22,33 @@ import pytest
 
 from lab.servers.audio import write_sine_wav
 from lab.servers.baresip import Baresip
+from lab.servers.certs import CertFiles, TestCa
 from lab.servers.kamailio import Kamailio
-from lab.servers.mosquitto import Mosquitto
+from lab.servers.mosquitto import BrokerTls, Mosquitto
 from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
 from lab.servers.ports import free_port
 
 BaresipFactory = Callable[..., Baresip]
 PhoneFactory = Callable[..., PhoneProcess]
+BrokerFactory = Callable[..., Mosquitto]
+
+# Each TLS setup the phone must refuse, and what its one log line says.
+TLS_REFUSALS = {
+    "wrong CA": "not signed by a CA the phone trusts",
+    "expired": "certificate has expired",
+    "wrong host": "not valid for '127.0.0.1'",
+    "no client certificate": "requires a client certificate and the phone has none",
+}
 
 
-def _require(binary: str) -> None:
+def require_binary(binary: str) -> None:
     if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
         pytest.skip(f"{binary} is not installed")
 
 
 @pytest.fixture
 def kamailio(tmp_path: Path) -> Iterator[Kamailio]:
-    _require("kamailio")
+    require_binary("kamailio")
     server = Kamailio(tmp_path / "kamailio")
     server.start()
     try:
@@ -51,7 +64,7 @@ def tone_wav(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Iterator[BaresipFactory]:
-    _require("baresip")
+    require_binary("baresip")
     started: list[Baresip] = []
     counter = itertools.count(1)
 
@@ -94,6 +107,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
         password: str = PHONE_PASSWORD,
         register_password: str | None = None,
         mqtt_port: int | None = None,
+        mqtt_options: str = "",
         mic_file: Path | None = None,
         device_id: str = "desk-test",
         extra: str = "",
@@ -111,6 +125,7 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
             user=user,
             password=password,
             mqtt_port=mqtt_port,
+            mqtt_options=mqtt_options,
             mic_file=mic_file,
             sip_extra=sip_extra,
             extra=extra,
@@ -130,10 +145,48 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A running anonymous broker; tests that want users/ACL build their own ``Mosquitto``."""
-    _require("mosquitto")
+    require_binary("mosquitto")
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def test_ca(tmp_path: Path) -> TestCa:
+    return TestCa(tmp_path / "ca")
+
+
+@pytest.fixture
+def tls_broker_factory(tmp_path: Path, test_ca: TestCa) -> Iterator[BrokerFactory]:
+    require_binary("mosquitto")
+    started: list[Mosquitto] = []
+
+    def start(server: CertFiles, acl: str | None = None) -> Mosquitto:
+        tls = BrokerTls(server.cert, server.key, test_ca.cert_path, require_certificate=True)
+        broker = Mosquitto(tmp_path / f"mosquitto-tls-{len(started)}", tls=tls, acl=acl)
+        started.append(broker)
+        broker.start()
+        return broker
+
+    try:
+        yield start
+    finally:
+        for broker in started:
+            broker.stop()
+
+
+def tls_refusal(case: str, ca: TestCa, dir: Path, user: str) -> tuple[CertFiles, Path, CertFiles | None]:
+    """The broker's certificate, the CA file the client trusts, and the client's certificate (CN
+    ``user``) of one case of ``TLS_REFUSALS``."""
+    if case == "expired":
+        server = ca.issue_server("expired", expired=True)
+    elif case == "wrong host":
+        server = ca.issue_server("elsewhere", host="broker.elsewhere.test")
+    else:
+        server = ca.issue_server("broker")
+    trust = TestCa(dir / "other-ca", "another CA").cert_path if case == "wrong CA" else ca.cert_path
+    client = None if case == "no client certificate" else ca.issue_client("client", user)
+    return server, trust, client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import pwd
@@ -12,13 +13,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tools.provisioning.broker import check_password, hash_password
 
-from .conftest import SITE_ARGS, flash
+from .conftest import REPO, SITE_ARGS, flash
 
 
 def test_hash_format_and_check() -> None:
@@ -45,26 +47,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def office(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Broker files from ``flash.py broker`` for phones a and b, served by a real mosquitto."""
+def _broker_files(tmp_path: Path, *site_args: str) -> tuple[Path, dict[str, str]]:
+    """``flash.py broker`` for phones a and b: its output dir and the passwords of the secrets store."""
     if shutil.which("mosquitto") is None:
         pytest.skip("mosquitto not installed")
     inventory = tmp_path / "office.csv"
     inventory.write_text("device_id,extension\na,101\nb,102\n")
     out, secrets = tmp_path / "broker", tmp_path / "secrets.csv"
     proc = flash(
-        "broker", "--inventory", str(inventory), "--secrets", str(secrets), "--out-dir", str(out), *SITE_ARGS
-    )
+        "broker", "--inventory", str(inventory), "--secrets", str(secrets), "--out-dir", str(out),
+        *site_args,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE((out / "passwd").stat().st_mode) == 0o600
     passwords = {r["account"]: r["mqtt_password"] for r in csv.DictReader(secrets.open())}
     assert set(passwords) == {"a", "b", "crm"}
     assert not any(p in proc.stdout + proc.stderr for p in passwords.values())
-    port = _free_port()
+    return out, passwords
+
+
+@contextlib.contextmanager
+def _serve(tmp_path: Path, out: Path, port: int) -> Iterator[None]:
+    """mosquitto with the generated files only: the snippet, its paths moved to ``out``, is the whole
+    configuration but for running as this user and logging to the scratch dir."""
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\n"
         f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
         f"log_dest file {tmp_path / 'mosquitto.log'}\n"
         + (out / "mosquitto-deskphone.conf").read_text().replace("/etc/mosquitto/deskphone/", f"{out}/")
@@ -82,16 +89,29 @@ def office(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 assert broker.poll() is None, broker.stderr.read() if broker.stderr else ""
                 assert time.monotonic() < deadline, "mosquitto did not start"
                 time.sleep(0.05)
-        yield port, passwords
+        yield
     finally:
         broker.terminate()
         broker.wait(10)
 
 
+@pytest.fixture
+def office(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Broker files from ``flash.py broker`` for phones a and b, served by a real mosquitto."""
+    port = _free_port()
+    out, passwords = _broker_files(
+        tmp_path, *SITE_ARGS, "--broker-port", str(port), "--listen-address", "127.0.0.1"
+    )
+    with _serve(tmp_path, out, port):
+        yield port, passwords
+
+
 class Client:
     """A paho client that records what it receives; waits use events, never sleeps."""
 
-    def __init__(self, port: int, user: str, password: str) -> None:
+    def __init__(
+        self, port: int, user: str, password: str, ca: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
         import paho.mqtt.client as mqtt
 
         self.received: list[tuple[str, bytes]] = []
@@ -103,10 +123,12 @@ class Client:
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{user}-{time.monotonic_ns()}"
         )
         self.client.username_pw_set(user, password)
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.connect("127.0.0.1", port)
+        self.client.connect(host, port)
         self.client.loop_start()
 
     def _on_connect(
@@ -178,3 +200,68 @@ def test_wrong_password_is_refused(office: tuple[int, dict[str, str]]) -> None:
         assert intruder.reason.is_failure  # type: ignore[attr-defined]
     finally:
         intruder.close()
+
+
+def _guide_certificates(workdir: Path, host: str) -> tuple[Path, Path, Path]:
+    """Run the certificate commands of INSTALLING.md (section 3) for ``host``: CA, certificate, key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    guide = (REPO / "docs" / "INSTALLING.md").read_text()
+    section = guide[guide.index("## 3. The broker") :]
+    commands = section[section.index("```sh\n") + 6 : section.index("```\n", section.index("```sh\n") + 6)]
+    workdir.mkdir()
+    script = commands.replace("crm-broker.office.example", host)
+    proc = subprocess.run(["bash", "-euc", script], cwd=workdir, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "broker.crt: OK" in proc.stdout, proc.stdout + proc.stderr
+    return workdir / "office-ca.pem", workdir / "broker.crt", workdir / "broker.key"
+
+
+@pytest.mark.e2e
+def test_generated_snippet_opens_a_tls_listener_the_phones_use(tmp_path: Path) -> None:
+    """The site's port with TLS and the certificate made as INSTALLING.md says: phones (the firmware's
+    own bridge) log in with their generated passwords and reach the CRM; plain MQTT is not served."""
+    from crm_bridge import CrmBridge, MqttSettings
+    from firmware.events import Event
+
+    ca, cert, key = _guide_certificates(tmp_path / "certs", host="localhost")
+    port = _free_port()
+    out, passwords = _broker_files(
+        tmp_path, *SITE_ARGS, "--broker-tls", "--broker-port", str(port), "--listen-address", "127.0.0.1",
+        "--certfile", str(cert), "--keyfile", str(key),
+    )  # fmt: skip
+    snippet = (out / "mosquitto-deskphone.conf").read_text()
+    assert f"listener {port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n" in snippet
+    with _serve(tmp_path, out, port):
+        crm = Client(port, "crm", passwords["crm"], ca=ca, host="localhost")
+        settings = MqttSettings(host="localhost", port=port, tls=True, ca_file=str(ca))
+        bridges = [
+            CrmBridge(
+                replace(
+                    settings,
+                    username=name,
+                    password=passwords[name],
+                    outbox_path=str(tmp_path / f"outbox-{name}.sqlite3"),
+                ),
+                name,
+                lambda command: None,
+            )
+            for name in ("a", "b")
+        ]
+        plain = Client(port, "a", passwords["a"])
+        try:
+            assert crm.connected.wait(5) and not crm.reason.is_failure  # type: ignore[attr-defined]
+            crm.subscribe("deskphone/+/events")
+            for bridge in bridges:
+                bridge.start()
+            for bridge in bridges:
+                bridge.publish_event(Event(type="hook.offhook"))
+            crm.wait_for("deskphone/a/events", timeout=15)
+            crm.wait_for("deskphone/b/events", timeout=15)
+            assert {t for t, _ in crm.received} == {"deskphone/a/events", "deskphone/b/events"}
+            assert all(b.connected for b in bridges)
+            assert not plain.connected.wait(2), "a plain MQTT connection was served on the TLS port"
+        finally:
+            for bridge in bridges:
+                bridge.stop()
+            crm.close()
+            plain.close()

@@ -57,6 +57,7 @@ def test_provision_writes_everything_and_reads_back(
     sip_password = store["desk-101"]["sip_password"]
     assert sip_password and sip_password not in proc.stdout + proc.stderr  # never printed
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600, "the image holds passwords: 0600"
 
     # The partition table, read by sfdisk: untouched.
     table = json.loads(

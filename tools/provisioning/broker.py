@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .device import Device, Site
 
@@ -72,6 +73,8 @@ def acl_file(
         f"topic read {prefix}/+/status",
         f"topic read {prefix}/+/events",
         f"topic read {prefix}/+/reply/#",
+        "# the gateway instances' presence (several instances sharing the work; no device id starts with _)",
+        f"topic readwrite {prefix}/_gateways/#",
         "",
     ]
     for device in devices:
@@ -88,14 +91,44 @@ def acl_file(
     return "\n".join(lines)
 
 
-def mosquitto_snippet(passwd_path: str, acl_path: str) -> str:
-    """The lines of mosquitto.conf that use the generated files."""
-    return (
-        "# add to mosquitto.conf (mosquitto 2.x)\n"
-        "per_listener_settings false\n"
-        "allow_anonymous false\n"
-        "# replies and events go out at once instead of waiting ~40 ms for a delayed ACK (Nagle)\n"
-        "set_tcp_nodelay true\n"
-        f"password_file {passwd_path}\n"
-        f"acl_file {acl_path}\n"
-    )
+@dataclass(frozen=True)
+class Listener:
+    """The broker's listener for the phones: where it listens and, with TLS, its certificate and key
+    (paths on the broker's host; the key readable by the mosquitto user only)."""
+
+    port: int
+    address: str = ""  # empty: every interface
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    def describe(self) -> str:
+        where = f"{self.address}:{self.port}" if self.address else f"port {self.port} on every interface"
+        return f"{where}, " + (f"TLS with {self.certfile} and {self.keyfile}" if self.tls else "plain MQTT")
+
+
+def mosquitto_snippet(passwd_path: str, acl_path: str, listener: Listener) -> str:
+    """A file for ``/etc/mosquitto/conf.d/``: the phones' listener and the generated files in use.
+
+    Without a ``listener`` line mosquitto 2 would listen on the loopback interface only ("local only
+    mode") and no phone could connect.
+    """
+    lines = [
+        "# mosquitto 2.x configuration for the desk phones, written by tools/flash.py broker",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        "# replies and events go out at once instead of waiting ~40 ms for a delayed ACK (Nagle)",
+        "set_tcp_nodelay true",
+        f"password_file {passwd_path}",
+        f"acl_file {acl_path}",
+        "",
+        f"listener {listener.port}{f' {listener.address}' if listener.address else ''}",
+    ]
+    if listener.tls:
+        lines += [f"certfile {listener.certfile}", f"keyfile {listener.keyfile}"]
+    else:
+        lines.append("# plain MQTT: passwords and calls cross the network readable; prefer mqtt.tls = true")
+    return "\n".join(lines) + "\n"

@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 import secrets as _secrets
 import string
+import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,11 @@ BOARDS = ("rpi-v1", "sim")
 TRANSPORTS = ("udp", "tcp", "tls")
 SECRET_KEYS = (("sip", "password"), ("mqtt", "password"))
 
-_DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# The phone's own rule (firmware.config's device.id): it is a topic level, the broker user name and
+# the image's file name; a leading '-' or '_' would read as an option on command lines.
+DEVICE_ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+DEVICE_ID_RULE = "lower-case letters, digits, '-' and '_', 1-64 long, starting with a letter or digit"
+_DEVICE_ID = re.compile(rf"^{DEVICE_ID_PATTERN}$")
 _SIP_USER = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 _HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
@@ -56,7 +62,7 @@ class Site:
     mqtt_host: str = ""
     mqtt_port: int = 1883
     mqtt_tls: bool = False
-    mqtt_ca_cert: Path | None = None  # local CA file copied to the card, installed at CA_PATH
+    mqtt_ca_file: Path | None = None  # local CA file copied to the card, installed at CA_PATH
     topic_prefix: str = "deskphone"
     crm_username: str = "crm"
     pin_factory: str = "lgpio"
@@ -83,17 +89,18 @@ class Site:
             if not prefix or prefix.startswith("/") or prefix.endswith("/") or set(prefix) & set("#+\0"):
                 errors.append(f"mqtt.topic_prefix: no leading/trailing '/', no wildcards (got {prefix!r})")
             if not _DEVICE_ID.match(self.crm_username):
-                errors.append(
-                    f"mqtt.crm_username: lower-case letters, digits, '-' (got {self.crm_username!r})"
-                )
-            if self.mqtt_ca_cert is not None and not self.mqtt_ca_cert.is_file():
-                errors.append(f"mqtt.ca_cert: no such file {self.mqtt_ca_cert}")
+                errors.append(f"mqtt.crm_username: {DEVICE_ID_RULE} (got {self.crm_username!r})")
+            if self.mqtt_ca_file is not None and not self.mqtt_ca_file.is_file():
+                errors.append(f"mqtt.ca_file: no such file {self.mqtt_ca_file}")
         return errors
 
     @classmethod
-    def from_toml(cls, path: Path) -> Site:
+    def from_toml(cls, path: Path, warn: Callable[[str], None] | None = None) -> Site:
         """Read a site file: ``[sip]`` registrar/transport/trusted_pbx, ``[mqtt]`` enabled/host/port/tls/
-        ca_cert/topic_prefix/crm_username, ``[board]`` pin_factory."""
+        ca_file/topic_prefix/crm_username, ``[board]`` pin_factory.
+
+        ``mqtt.ca_cert``, the old name of ``ca_file``, is still read; ``warn`` (stderr by default)
+        says so once."""
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -101,7 +108,7 @@ class Site:
         sip, mqtt, board = data.get("sip", {}), data.get("mqtt", {}), data.get("board", {})
         known = {
             "sip": {"registrar", "transport", "trusted_pbx"},
-            "mqtt": {"enabled", "host", "port", "tls", "ca_cert", "topic_prefix", "crm_username"},
+            "mqtt": {"enabled", "host", "port", "tls", "ca_file", "ca_cert", "topic_prefix", "crm_username"},
             "board": {"pin_factory"},
         }
         errors = [f"{path}: unknown section [{s}]" for s in data if s not in known]
@@ -109,9 +116,16 @@ class Site:
             errors.extend(
                 f"{path}: unknown key {section}.{k}" for k in data.get(section, {}) if k not in keys
             )
+        if "ca_cert" in mqtt and "ca_file" in mqtt:
+            errors.append(f"{path}: mqtt.ca_cert is the old name of mqtt.ca_file: keep only ca_file")
         if errors:
             raise InvalidDevice(errors)
-        ca = mqtt.get("ca_cert")
+        if "ca_cert" in mqtt:
+            (warn or _warn)(
+                f"{path}: mqtt.ca_cert is deprecated, rename it to ca_file "
+                "(the same key as in the phone's config); read as ca_file this time"
+            )
+        ca = mqtt.get("ca_file", mqtt.get("ca_cert"))
         return cls(
             sip_registrar=str(sip.get("registrar", "")),
             sip_transport=str(sip.get("transport", "udp")),
@@ -120,7 +134,7 @@ class Site:
             mqtt_host=str(mqtt.get("host", "")),
             mqtt_port=int(mqtt.get("port", 8883 if mqtt.get("tls") else 1883)),
             mqtt_tls=bool(mqtt.get("tls", False)),
-            mqtt_ca_cert=(path.parent / ca) if ca else None,
+            mqtt_ca_file=(path.parent / ca) if ca else None,
             topic_prefix=str(mqtt.get("topic_prefix", "deskphone")),
             crm_username=str(mqtt.get("crm_username", "crm")),
             pin_factory=str(board.get("pin_factory", "lgpio")),
@@ -138,17 +152,19 @@ class Device:
     extension: str
     name: str = ""
     board: str = "rpi-v1"
-    owner: str = ""  # the CRM user at this desk; shown on the summary sheet only
+    owner: str = ""  # crm_user: the CRM user at this desk (the CRM gateway's); empty: a plain extension
     sip_password: str = field(default="", repr=False)
     mqtt_password: str = field(default="", repr=False)
 
     def problems(self) -> list[str]:
         errors: list[str] = []
-        if not _DEVICE_ID.match(self.device_id):
-            errors.append(
-                f"device_id: lower-case letters, digits and '-', 1-63 long (got {self.device_id!r})"
-            )
-        if not _SIP_USER.match(self.extension):
+        if not self.device_id:
+            errors.append("device_id: required")
+        elif not _DEVICE_ID.match(self.device_id):
+            errors.append(f"device_id: {DEVICE_ID_RULE} (got {self.device_id!r})")
+        if not self.extension:
+            errors.append("extension: required (the phone's SIP user)")
+        elif not _SIP_USER.match(self.extension):
             errors.append(f"extension: letters, digits, '._+-' (got {self.extension!r})")
         if self.board not in BOARDS:
             errors.append(f"board: one of {', '.join(BOARDS)} (got {self.board!r})")
@@ -165,6 +181,10 @@ class Device:
         )
 
 
+def _warn(message: str) -> None:
+    print(f"flash: warning: {message}", file=sys.stderr)
+
+
 def render_config(device: Device, site: Site) -> dict[str, dict[str, Any]]:
     """The phone's config without secrets, as ``{section: {key: value}}``."""
     mqtt: dict[str, Any] = {"enabled": site.mqtt_enabled}
@@ -176,7 +196,7 @@ def render_config(device: Device, site: Site) -> dict[str, dict[str, Any]]:
             tls=site.mqtt_tls,
             topic_prefix=site.topic_prefix,
         )
-        if site.mqtt_ca_cert:
+        if site.mqtt_ca_file:
             mqtt["ca_file"] = CA_PATH
     return {
         "device": {"id": device.device_id, "name": device.name or device.device_id},

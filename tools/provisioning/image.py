@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import lzma
 import os
 import stat
 import struct
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +149,8 @@ def copy_base_image(src: Path, dst: Path, progress: Progress | None = None) -> N
     opener = lzma.open if src.suffix == ".xz" else open
     done = 0
     with opener(src, "rb") as fin:  # type: ignore[operator]
-        fd = os.open(dst, os.O_WRONLY | (0 if device else os.O_CREAT | os.O_TRUNC), 0o644)
+        # an image file holds the phone's passwords once provisioned: never readable by others
+        fd = os.open(dst, os.O_WRONLY | (0 if device else os.O_CREAT | os.O_TRUNC), 0o600)
         try:
             while True:
                 chunk = fin.read(CHUNK)
@@ -170,8 +173,53 @@ def copy_base_image(src: Path, dst: Path, progress: Progress | None = None) -> N
 
 
 def check_target_file(base: Path) -> None:
-    """A base image must exist and, unless compressed, look like Raspberry Pi OS."""
+    """A base image must exist and look like Raspberry Pi OS (an ``.img.xz`` is looked into too)."""
+    base_boot_files(base)
+
+
+def base_boot_files(base: Path) -> tuple[str, ...]:
+    """The names at the top of a base image's boot partition; refuse one that is not Raspberry Pi OS.
+
+    An ``.img.xz`` is decompressed only up to the end of its boot partition, into a temporary sparse
+    file. The answer is kept per file version: ``bulk`` asks once per phone.
+    """
     if not base.is_file():
         raise RefusedTarget(f"--base {base}: no such file")
+    info = base.stat()
+    return _boot_files(base.resolve(), info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _boot_files(base: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
     if base.suffix != ".xz":
-        boot_volume(base)
+        return tuple(boot_volume(base).listdir("/"))
+    with tempfile.TemporaryDirectory(prefix="deskphone-base-") as tmp:
+        head = Path(tmp) / base.stem
+        try:
+            _decompress_boot_partition(base, head)
+            return tuple(boot_volume(head).listdir("/"))
+        except RefusedTarget as exc:
+            raise RefusedTarget(str(exc).replace(str(head), f"--base {base}")) from None
+
+
+def _decompress_boot_partition(base: Path, head: Path) -> None:
+    """``head``: the start of the decompressed image, up to the end of its first FAT partition."""
+    try:
+        with lzma.open(base, "rb") as fin, head.open("wb") as out:
+            out.write(fin.read(SECTOR))
+            out.flush()
+            fat = [p for p in read_partitions(head) if p.is_fat]
+            end = fat[0].start + fat[0].size if fat else SECTOR
+            done = SECTOR
+            while done < end:
+                chunk = fin.read(min(CHUNK, end - done))
+                if not chunk:
+                    raise RefusedTarget(f"--base {base}: the image ends inside its boot partition")
+                if chunk.count(0) == len(chunk):
+                    out.seek(len(chunk), os.SEEK_CUR)
+                else:
+                    out.write(chunk)
+                done += len(chunk)
+            out.truncate(done)
+    except (lzma.LZMAError, EOFError) as exc:
+        raise RefusedTarget(f"--base {base}: not a readable .xz file ({exc})") from None

@@ -1,11 +1,14 @@
 """The office inventory (CSV, one phone a row) and the secrets store shared by ``bulk`` and ``broker``.
 
 Inventory columns: ``device_id`` and ``extension`` are required; ``name``, ``board`` (default
-``rpi-v1``), ``crm_user`` (who sits at that desk, for the summary sheet) and ``sip_password`` (empty:
-generated) are optional. Every bad row is reported at once, by its row number as a spreadsheet shows
-it (the header is row 1).
+``rpi-v1``), ``crm_user`` (the CRM user who sits at that desk: the CRM gateway reads this file and
+credits the desk's calls to that user; empty for a plain extension, never reported to a CRM) and
+``sip_password`` (empty: generated) are optional. Every bad row is reported at once, by its row
+number as a spreadsheet shows it (the header is row 1).
 
-The secrets store is a CSV (mode 0600) of ``account,sip_password,mqtt_password``: generated passwords
+The secrets store is a CSV (mode 0600) of ``account,sip_password,mqtt_password``, one row per phone
+(``account`` is its device id) and one for the CRM's broker account (``crm_username``, no SIP
+password): generated passwords
 are kept there, and only there, so that the images written by ``bulk`` and the broker files written
 by ``broker`` agree whichever runs first.
 """

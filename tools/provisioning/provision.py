@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from .bundle import bundle_files, stage_bundle
 from .device import Device, Site, check_device, config_text, secrets_text
 from .errors import InvalidDevice, ProvisioningError, RefusedTarget, WriteFailed
 from .fat import FatVolume
-from .image import boot_volume, check_block_device, copy_base_image, is_block_device
+from .image import base_boot_files, boot_volume, check_block_device, copy_base_image, is_block_device
 
 DEST = "/deskphone"
 MANIFEST = "MANIFEST"
@@ -44,8 +45,8 @@ def stage(device: Device, site: Site, bundle: Path, root: Path, boot_mount: str)
     (out / "firstboot.sh").write_text(firstboot.script(boot_mount), encoding="utf-8")
     (out / "deskphone-firstboot.service").write_text(firstboot.firstboot_unit(boot_mount), encoding="utf-8")
     (out / "deskphone.service").write_text(firstboot.service_unit(), encoding="utf-8")
-    if site.mqtt_ca_cert is not None:
-        (out / "ca.pem").write_bytes(site.mqtt_ca_cert.read_bytes())
+    if site.mqtt_ca_file is not None:
+        (out / "ca.pem").write_bytes(site.mqtt_ca_file.read_bytes())
     stage_bundle(bundle, out / "bundle")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     manifest = "".join(f"{hashlib.sha256((out / f).read_bytes()).hexdigest()}  {f}\n" for f in files)
@@ -62,10 +63,7 @@ def check_target(target: Path, base: Path | None) -> None:
     elif target.exists() and not target.is_file():
         raise RefusedTarget(f"{target}: neither an image file nor a block device")
     if base is not None:
-        if not base.is_file():
-            raise RefusedTarget(f"--base {base}: no such file")
-        if base.suffix != ".xz":
-            boot_volume(base)
+        base_boot_files(base)
 
 
 def provision(
@@ -90,11 +88,8 @@ def provision(
         staging = Path(tmp)
         result.files = [f"{DEST}/{f}" for f in stage(device, site, bundle, staging, boot_mount)]
         if dry_run:
-            inspect = target if base is None else base
-            if inspect.suffix == ".xz":
-                result.mode = "unknown until the base image is decompressed"
-            else:
-                result.mode = firstboot.detect(boot_volume(inspect).listdir("/"))
+            names = boot_volume(target).listdir("/") if base is None else base_boot_files(base)
+            result.mode = firstboot.detect(list(names))
             if base is not None:
                 echo(f"would write base image {base} onto {target}")
             echo(
@@ -102,11 +97,28 @@ def provision(
                 f"first boot: {result.mode}"
             )
             return result
-        if base is not None:
-            _write_base(base, target, echo)
-        volume = boot_volume(target)
-        result.mode = firstboot.detect(volume.listdir("/"))
-        _write_boot(volume, staging, result.mode, boot_mount, echo)
+        # A new image file is written under a temporary name and renamed when complete: a failed
+        # write never leaves something at ``target`` that looks like a good image.
+        partial = base is not None and not is_block_device(target)
+        work = target.with_name(f".{target.name}.partial") if partial else target
+        try:
+            if base is not None:
+                _write_base(base, work, echo)
+            elif not is_block_device(target):
+                os.chmod(target, 0o600)  # it is about to hold the phone's passwords
+            volume = boot_volume(work)
+            result.mode = firstboot.detect(volume.listdir("/"))
+            _write_boot(volume, staging, result.mode, boot_mount, echo)
+        except BaseException as exc:
+            if partial:
+                work.unlink(missing_ok=True)
+                if isinstance(exc, ProvisioningError):
+                    cause = exc.__cause__ or exc
+                    message = f"{target}: not written, the partial image was removed ({cause})"
+                    raise WriteFailed(message) from exc
+            raise
+        if partial:
+            os.replace(work, target)
     if is_block_device(target):
         os.sync()
     echo(
@@ -127,7 +139,7 @@ def _write_base(base: Path, target: Path, echo: Echo) -> None:
 
     try:
         copy_base_image(base, target, progress)
-    except OSError as exc:
+    except (OSError, EOFError, lzma.LZMAError) as exc:  # EOFError: a truncated .xz
         raise WriteFailed(
             f"{target}: writing the base image failed ({exc}); the target is incomplete"
         ) from exc
