@@ -93,6 +93,7 @@ class PhoneState:
     # it is set up; it becomes ``call`` when it is answered or when the far end hangs up on ``call``.
     transfer: CallRecord | None = None
     held: CallRecord | None = None  # the call we put on hold (hook flash); ``call`` is another one or None
+    consultation: bool = False  # ``call`` was dialled with ``held`` on hold: hanging up transfers
     waiting: CallRecord | None = None  # a second incoming call, ringing while we talk (call waiting)
     on_hook_at: datetime | None = None  # the handset went down during a call: a hang-up, or a hook flash
     held_by_remote: bool = False  # the far end of ``call`` put it on hold

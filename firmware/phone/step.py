@@ -165,6 +165,7 @@ def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
         "mode": "ended" if state.off_hook else "idle",
         "call": None,
         "transfer": None,
+        "consultation": False,
         "held_by_remote": False,
         "click_to_call": None,
         "digits": "",
@@ -193,6 +194,7 @@ def _place_call(
         click_to_call=None,
         remote_ringing=False,
         ringback=False,
+        consultation=state.held is not None,
     )
     effects += [PlaceCall(call_id, number), records.call_event("call.outgoing", record, now)]
     return new_state, effects
@@ -270,7 +272,7 @@ def _replace(state: PhoneState, now: datetime) -> Result:
 
 def _hang_up(state: PhoneState, now: datetime) -> Result:
     """The handset is down for good: end every call of the line, as of the moment it went down."""
-    if state.held is not None and state.mode in ("outgoing", "in_call") and state.transfer is None:
+    if state.held is not None and state.consultation and state.mode in ("outgoing", "in_call"):
         return _transfer_held_call(state, now)
     down = replace(state, off_hook=False, on_hook_at=None, held=None)
     at = state.on_hook_at or now
@@ -361,8 +363,9 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
 #   still down at hook_flash_max_s                  hang-up: every call of the line ends
 # flash in a call                                   the call is held (hold tone to it); dial tone
 # flash while dialing, calling or after a failure   the other call (if any) is dropped; back to the held one
-# hang-up with one held and a second call ringing   blind transfer: the held party is REFERred to the number
-# hang-up with one held and a second call answered  attended transfer: REFER with Replaces of the second call
+# hang-up with one held and a call dialled from it  transfer: blind (REFER to the number) while it rings,
+#                                                   attended (REFER with Replaces) once it answered
+# hang-up with one held and a waiting call taken    every call ends
 # the held party hangs up                           its call ends; the line goes on (dial tone, or the call)
 
 
@@ -409,7 +412,7 @@ def _flash(state: PhoneState, now: datetime) -> Result:
         case "outgoing":
             effects += _end_locally(_current(state), "cancelled", now)
     back = replace(state, mode="in_call", call=held, held=None, digits="", end_tone=None)
-    back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False)
+    back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False, consultation=False)
     return back, [*effects, HoldCall(held.call_id, hold=False)]
 
 
@@ -441,7 +444,7 @@ def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result
     assert held is not None
     hangup_by = "remote" if inp.by_remote else "local"
     ended = records.finished(held, now, "answered", hangup_by, inp.code, inp.reason)
-    new_state = replace(state, held=None)
+    new_state = replace(state, held=None, consultation=False)
     if not new_state.off_hook and new_state.call is None:  # down for a flash with only the held call
         new_state = _back_to_rest(new_state, on_hook_at=None)
         return new_state, [CancelTimer(HOOK_FLASH_TIMER), records.plain_event("hook.onhook", now),
@@ -483,7 +486,7 @@ def _take_waiting_call(state: PhoneState, now: datetime) -> Result:
         held = _current(state)
         effects.append(HoldCall(held.call_id))
     new_state = replace(state, mode="in_call", call=record, held=held, waiting=None, held_by_remote=False)
-    new_state = replace(new_state, end_tone=None, digits="")
+    new_state = replace(new_state, end_tone=None, digits="", consultation=False)
     return new_state, [*effects, AnswerCall(record.call_id), records.call_event("call.answered", record, now)]
 
 

@@ -62,7 +62,7 @@ def test_hang_up_with_the_call_held(line) -> None:  # type: ignore[no-untyped-de
 
 
 def test_transfer_from_the_phone(line, baresip_factory) -> None:  # type: ignore[no-untyped-def]
-    phone, far, watch = line()
+    phone, _, watch = line()
     third = baresip_factory("1003", auto_answer=True)
     phone.client.flash()
     phone.wait_for(lambda s: s["held"], what="the call held")

@@ -917,6 +917,15 @@ def test_the_crm_declines_the_waiting_call():
     assert ended.call.disposition == "rejected" and phone.state.call.call_id == "c1"
 
 
+def test_hanging_up_after_taking_a_waiting_call_ends_both_no_transfer():
+    phone = in_call_with_one_waiting()
+    flash(phone)
+    flash(phone)  # swapped back to the first call
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert {e.call_id for e in phone.of(EndCall)} == {"c1", "in2"} and not phone.of(TransferCall)
+
+
 def test_hanging_up_with_a_call_waiting_rings_it():
     phone = in_call_with_one_waiting()
     phone.send(ReplaceHandset(), after=1)
