@@ -21,6 +21,9 @@ APT_PACKAGES += openssl
 # (run in a network namespace of their own: unshare from util-linux, ip from iproute2).
 APT_PACKAGES += linphone-cli iproute2
 
+# kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py)
+APT_PACKAGES += kamailio-tls-modules
+
 .PHONY: all deps deps-apt deps-py run postgres test test-fast lint format bench bench-quick dist clean
 
 all: test

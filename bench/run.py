@@ -157,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         lab.stop()
         if sniffer is not None:
             sniffer.__exit__(None, None, None)
-    step("faults", lambda: run_fault_tests(scratch / "faults.xml"))
+    # CI's make test has just run tests/faults; its quick bench leaves out the 3-minute flood at four rates.
+    skip = ["-k", "not floods_at_four_rates"] if args.quick else []
+    step("faults", lambda: run_fault_tests(scratch / "faults.xml", skip))
     data["elapsed_s"] = round(time.monotonic() - started, 1)
     rows, notes = tabulate(data)
     data["summary"] = {name: {"ours": a, "baresip": b} for name, a, b in rows}
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if data["errors"] else 0
 
 
-def run_fault_tests(junit: Path) -> dict[str, tuple[str, float]]:
+def run_fault_tests(junit: Path, extra: list[str] | None = None) -> dict[str, tuple[str, float]]:
     """Run tests/faults (pytest, e2e) and return each test's outcome and duration."""
     import subprocess
     import xml.etree.ElementTree as ET
@@ -182,7 +184,7 @@ def run_fault_tests(junit: Path) -> dict[str, tuple[str, float]]:
     root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/faults"]
     subprocess.run(
-        [*command, f"--junitxml={junit}"],
+        [*command, *(extra or []), f"--junitxml={junit}"],
         cwd=root,
         check=False,
     )

@@ -69,12 +69,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from firmware.config import load_config_or_report, render_config
+    from firmware.config import config_warnings, load_config_or_report, render_config
 
     config = load_config_or_report(args.config)
     if config is None:
         return 1
     print(f"{args.config}: OK")
+    for warning in config_warnings(config):
+        print(f"  warning: {warning}")
     if args.show:
         print(render_config(config))
     return 0

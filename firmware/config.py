@@ -98,7 +98,10 @@ class SipConfig:
     )
     tls_ca_file: Annotated[Path | None, check.path] = None
     tls_verify_server: Annotated[bool, check.boolean] = True
+    srtp: Annotated[str, check.one_of("off", "optional", "mandatory")] = "off"  # SDES-keyed SRTP
     trusted_pbx: Annotated[tuple[str, ...], check.array(check.host)] = ()
+    only_from_pbx: Annotated[bool, check.boolean] = True  # INVITEs only from the registrar and trusted_pbx
+    max_calls: Annotated[int, check.integer(1, 12)] = 4  # calls up at once; more INVITEs get 486
     do_not_disturb: Annotated[bool, check.boolean] = False
     accept_transfer: Annotated[bool, check.boolean] = True  # false: a far end's REFER gets 603 Decline
 
@@ -267,10 +270,31 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
         errors.append(f"board.pin_factory: the sim board runs on mock pins, got {board['pin_factory']!r}")
     if mqtt["enabled"] and not mqtt["host"]:
         errors.append("mqtt.host: required when mqtt.enabled is true")
+    sip = values["sip"]
+    if sip["transport"] == "tls" and sip["tls_verify_server"] and not sip["tls_ca_file"]:
+        errors.append(
+            "sip.tls_ca_file: required when sip.transport is tls and tls_verify_server is true "
+            "(the registrar's certificate cannot be verified without the CA that signed it)"
+        )
     if mqtt["client_cert"] and not mqtt["client_key"]:
         errors.append("mqtt.client_key: required when mqtt.client_cert is set")
     if mqtt["client_key"] and not mqtt["client_cert"]:
         errors.append("mqtt.client_cert: required when mqtt.client_key is set")
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Combinations that work but expose something; check-config prints them, the daemon logs them."""
+    warnings = []
+    sip = config.sip
+    if sip.srtp != "off" and sip.transport != "tls":
+        warnings.append(
+            f"sip.srtp: {sip.srtp} over {sip.transport} without TLS: the SRTP keys (SDES) cross the network "
+            "in the SDP in clear text, so anyone who sees the signalling can decrypt the calls; use "
+            'transport = "tls"'
+        )
+    if sip.transport == "tls" and not sip.tls_verify_server:
+        warnings.append("sip.tls_verify_server: false: any server can pose as the registrar")
+    return warnings
 
 
 def load_config_or_report(path: str | Path, stream: Any = None) -> Config | None:

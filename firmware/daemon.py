@@ -24,7 +24,7 @@ import sip_stack
 from firmware import __version__, systemd
 from firmware import commands as cmd
 from firmware.actuators import PhoneActuators
-from firmware.config import Config, load_config_or_report
+from firmware.config import Config, config_warnings, load_config_or_report
 from firmware.core import PhoneCore
 from firmware.events import CallRecord
 from firmware.logs import configure as configure_logging
@@ -271,8 +271,12 @@ class Daemon:
             tone_plan=self.config.audio.tone_plan,
             tls_ca_file=str(sip.tls_ca_file or ""),
             tls_verify_server=sip.tls_verify_server,
+            srtp=sip.srtp,
             user_agent=f"deskphone/{__version__}",
             accept_transfer=sip.accept_transfer,
+            max_calls=sip.max_calls,
+            only_from_pbx=sip.only_from_pbx,
+            trusted_pbx=tuple(sip.trusted_pbx),
         )
 
     def _make_bridge(self) -> Any:
@@ -320,6 +324,8 @@ def run_daemon(config_path: Path) -> int:
     if config is None:
         return 1
     configure_logging(config.log.level, secrets=[config.sip.password.reveal(), config.mqtt.password.reveal()])
+    for warning in config_warnings(config):
+        logger.warning("config: %s", warning)
     daemon = Daemon(config)
     stopping = threading.Event()
 

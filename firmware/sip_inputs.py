@@ -2,18 +2,20 @@
 
 A PBX places a click-to-call by calling the phone with a header that asks it to answer by itself
 (``Call-Info: <...>;answer-after=0``, ``Alert-Info: ...auto-answer...`` or ``Answer-Mode: Auto``).
-Only a PBX in ``sip.trusted_pbx`` may do that; the same headers from anyone else ring as a normal call.
+Only a PBX in ``sip.trusted_pbx`` may do that; the same headers from anyone else ring as a normal call
+(when ``sip.only_from_pbx`` is off: with it on, the default, the user agent refuses INVITEs from
+anyone but the registrar and the trusted PBXs before they ring).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 
 import sip_stack
 from firmware import inputs
 from firmware.events import Remote
+from sip_stack.admission import host_matches
 
 _ANSWER_AFTER = re.compile(r"answer-after\s*=\s*\d+", re.IGNORECASE)
 _AUTO_ANSWER = re.compile(r"auto[-_ ]?answer", re.IGNORECASE)
@@ -32,25 +34,7 @@ def asks_auto_answer(headers: dict[str, str]) -> bool:
 
 def is_trusted(source_host: str, trusted_pbx: Iterable[str]) -> bool:
     """Whether ``source_host`` (the address the INVITE came from) is one of the trusted PBXs."""
-    host = _strip_port(source_host)
-    for entry in trusted_pbx:
-        if host == entry.lower():
-            return True
-        try:
-            if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def _strip_port(address: str) -> str:
-    address = address.strip().lower()
-    if address.startswith("["):
-        return address[1 : address.index("]")] if "]" in address else address
-    if address.count(":") == 1:
-        return address.split(":", 1)[0]
-    return address
+    return host_matches(source_host, trusted_pbx)
 
 
 def to_input(event: sip_stack.SipEvent, trusted_pbx: Iterable[str]) -> inputs.SipInput:

@@ -10,7 +10,10 @@ Threads:
 - The caller's threads: the public methods only put a job on a queue and return.
 
 Call objects are held in a registry keyed by our call id and dropped on the ``sip`` thread after
-DISCONNECTED; everything is collected before ``libDestroy``.
+DISCONNECTED; everything is collected before ``libDestroy``. Every incoming INVITE is judged by
+``sip_stack.admission`` before pjsua creates anything for it: ``sip_stack.prefilter`` answers refused
+ones statelessly; should that filter be off, ``onSelectAccount`` hands them to a second account with
+socket-less loop media that answers them at once (403/404/486).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import gc
 import itertools
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +30,12 @@ from typing import Any
 
 import pjsua2 as pj
 
-from sip_stack import events, sipmsg
+from sip_stack import events, memory, sipmsg
+from sip_stack.admission import BUSY, Admission, Refusal
 from sip_stack.audio_bridge import AudioBridge, BridgePort
-from sip_stack.calls import SipAccount, SipCall
+from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
 from sip_stack.pjlog import PjLogWriter
+from sip_stack.prefilter import PreFilter
 from sip_stack.settings import SipSettings
 from sip_stack.tones import HOLD_TONES, TONE_KINDS, Tone, tone_for
 
@@ -42,10 +48,19 @@ _PUMP_MS = 10
 _PJSUA_RETRIES = frozenset({408, 500, 502, 503, 504})
 _RTP_CHECK_S = 1.0
 _STOP_GRACE_S = 2.0
+# pjsua call slots beyond max_calls, for INVITEs being refused (each is answered and gone within the
+# callback that took it; without a free slot pjsua itself answers 486 statelessly).
+_REFUSAL_SLOTS = 4
 _TRANSPORTS = {
     "udp": pj.PJSIP_TRANSPORT_UDP,
     "tcp": pj.PJSIP_TRANSPORT_TCP,
     "tls": pj.PJSIP_TRANSPORT_TLS,
+}
+
+_SRTP = {
+    "off": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
 }
 
 EventCallback = Callable[[events.SipEvent], None]
@@ -65,11 +80,23 @@ class UserAgent:
         self._running = False
         self._incoming_ids = itertools.count(1)
         self._transfer_ids = itertools.count(1)
+        self._refused_ids = itertools.count(1)
+        self._admission = Admission(
+            settings.user,
+            (*settings.trusted_pbx, settings.registrar_host),
+            only_from_pbx=settings.only_from_pbx,
+            max_calls=settings.max_calls,
+            registrar_port=settings.registrar_port,
+        )
         self._status_lock = threading.Lock()
         self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
         # Owned by the sip thread only:
         self._ep: pj.Endpoint | None = None
         self._account: SipAccount | None = None
+        self._refusal_account: RefusalAccount | None = None
+        self._pending_refusal: Refusal | None = None
+        self._admitted_call_id: str | None = None
+        self._prefilter: PreFilter | None = None
         self._reg_retry_at: float | None = None
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
@@ -180,9 +207,13 @@ class UserAgent:
                 self._reg_retry_at = None
                 self._retry_registration()
             self._end_transferred_calls()
-            if self.settings.rtp_timeout_s > 0 and time.monotonic() >= next_rtp_check:
+            if time.monotonic() >= next_rtp_check:
                 next_rtp_check = time.monotonic() + _RTP_CHECK_S
-                self._check_rtp_timeouts()
+                self._admission.flush_summary()
+                if self._admission.heap_trim_due():
+                    memory.trim_heap()
+                if self.settings.rtp_timeout_s > 0:
+                    self._check_rtp_timeouts()
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -214,14 +245,14 @@ class UserAgent:
 
     def _create_endpoint(self) -> None:
         s = self.settings
-        ep = pj.Endpoint()
+        ep = SipEndpoint(self)
         self._ep = ep
         ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.userAgent = s.user_agent
-        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.maxCalls = s.max_calls + _REFUSAL_SLOTS
         self._log_writer = PjLogWriter()
         cfg.logConfig.writer = self._log_writer
         cfg.logConfig.level = s.log_level
@@ -252,6 +283,8 @@ class UserAgent:
             tcfg.tlsConfig.verifyServer = s.tls_verify_server
         ep.transportCreate(_TRANSPORTS[s.transport], tcfg)
         ep.libStart()
+        self._prefilter = PreFilter(self._prefilter_decide)
+        self._prefilter.register()
         ep.audDevManager().setNullDev()
         self._set_codecs()
 
@@ -265,7 +298,10 @@ class UserAgent:
         self._tone_connected = False
 
         self._account = SipAccount(self)
-        self._account.create(self._account_config())
+        self._account.create(self._account_config(), True)
+        self._refusal_account = RefusalAccount(self)
+        self._refusal_account.create(self._refusal_account_config())
+        self._trust_registrar_addresses()
         logger.info(
             "SIP stack started: %s@%s via %s (%s), bind %s",
             s.user, s.sip_domain, s.registrar, s.transport, s.bind_address or "*",
@@ -299,6 +335,11 @@ class UserAgent:
         acfg.regConfig.firstRetryIntervalSec = s.retry_interval_s
         acfg.sipConfig.proxies.append(f"sip:{s.registrar};lr{params}")
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", s.auth_username, 0, s.password))
+        acfg.mediaConfig.srtpUse = _SRTP[s.srtp]
+        # SDES keys travel in the SDP: pjsua wants TLS for them by default (srtpSecureSignaling 1);
+        # over UDP/TCP check-config warns instead, and SRTP still keeps the media itself private.
+        acfg.mediaConfig.srtpSecureSignaling = 1 if s.transport == "tls" else 0
+        acfg.mediaConfig.srtpOpt.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
         mt = acfg.mediaConfig.transportConfig
         mt.port = s.media_port_start
         mt.portRange = 100
@@ -306,6 +347,22 @@ class UserAgent:
             mt.boundAddress = s.bind_address
             mt.publicAddress = s.bind_address
         return acfg
+
+    def _refusal_account_config(self) -> pj.AccountConfig:
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"<sip:refused@{self.settings.sip_domain}>"
+        acfg.mediaConfig.useLoopMedTp = True
+        return acfg
+
+    def _trust_registrar_addresses(self) -> None:
+        """Add the registrar's addresses to the trusted sources (INVITEs come from an address)."""
+        host = self.settings.registrar_host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
+        except OSError as exc:
+            logger.warning("registrar %s not resolved (%s); trusted by name only for now", host, exc)
+            return
+        self._admission.trust((str(info[4][0]) for info in infos), registrar=True)
 
     def _shutdown(self) -> None:
         ep = self._ep
@@ -323,9 +380,11 @@ class UserAgent:
                 self._run_pending_jobs()
                 ep.libHandleEvents(_PUMP_MS)
             self._calls.clear()
-            if self._account is not None:
+            for account in (self._refusal_account, self._account):
+                if account is None:
+                    continue
                 try:
-                    self._account.shutdown()
+                    account.shutdown()
                 except Exception as exc:
                     logger.warning("account shutdown: %s", _error_text(exc))
                 for _ in range(20):  # let the un-REGISTER go out
@@ -375,8 +434,12 @@ class UserAgent:
                     logger.warning("SIP job during shutdown failed: %s", _error_text(exc))
 
     def _destroy_endpoint(self) -> None:
+        if self._prefilter is not None:
+            self._prefilter.unregister()
+            self._prefilter = None
         self._calls.clear()
         self._account = None
+        self._refusal_account = None
         self._tone_gen = None
         self._port = None
         gc.collect()
@@ -397,6 +460,10 @@ class UserAgent:
             logger.warning("call id %s already in use", call_id)
             return
         assert self._account is not None
+        if not self._admission.room_for_call(self._calls_up()):
+            logger.warning("call %s not placed: %d calls up already", call_id, self._calls_up())
+            self._emit(events.CallEnded(call_id, 486, "Too many calls", by_remote=False))
+            return
         uri = self._target_uri(number)
         call = SipCall(self, self._account)
         call.call_id = call_id
@@ -426,20 +493,63 @@ class UserAgent:
             return number
         return f"sip:{number}@{self.settings.registrar}{self.settings.uri_params()}"
 
+    def _transport_state(self, prm: pj.OnTransportStateParam) -> None:
+        """A TLS connection up (cipher, whose certificate), or refused for its certificate (and why)."""
+        tls = prm.tlsInfo
+        if tls.verifyStatus == 0 and not (tls.established and prm.state == pj.PJSIP_TP_STATE_CONNECTED):
+            return
+        subject = str(tls.remoteCertInfo.subjectCn) if tls.established else "?"
+        if tls.verifyStatus != 0:
+            why = "; ".join(tls.verifyMsgs)
+            ca_file = self.settings.tls_ca_file or "not set"
+            logger.error("TLS to %s refused: the server's certificate (CN %s) failed verification: %s "
+                         "(tls_ca_file %s)", tls.remoteAddr, subject, why, ca_file)  # fmt: skip
+        else:
+            checked = (
+                "verified" if self.settings.tls_verify_server else "NOT verified (tls_verify_server off)"
+            )
+            logger.info("TLS to %s established: %s, certificate CN %s %s", tls.remoteAddr, tls.cipherName,
+                        subject, checked)  # fmt: skip
+
+    def _calls_up(self) -> int:
+        return sum(not call.ignored for call in self._calls.values())
+
+    def _prefilter_decide(self, source: str, whole_msg: str) -> int | None:
+        """The stateless filter's question about an INVITE: the code to refuse it with, or None."""
+        if sipmsg.has_to_tag(whole_msg):
+            return None  # a re-INVITE in a dialog we have
+        refusal = self._admission.decide(source, sipmsg.request_user(whole_msg), self._calls_up())
+        self._admitted_call_id = None if refusal else sipmsg.call_id(whole_msg)
+        return refusal.code if refusal else None
+
+    def _select_account(self, src_address: str, whole_msg: str) -> int | None:
+        """``onSelectAccount``: admission's decision for an INVITE, before pjsua creates its media."""
+        if not whole_msg.startswith("INVITE ") or self._account is None or self._refusal_account is None:
+            return None
+        admitted, self._admitted_call_id = self._admitted_call_id, None
+        if admitted is not None and admitted == sipmsg.call_id(whole_msg):
+            return int(self._account.getId())  # the stateless filter took it on already
+        refusal = self._admission.decide(src_address, sipmsg.request_user(whole_msg), self._calls_up())
+        self._pending_refusal = refusal
+        return int((self._refusal_account if refusal else self._account).getId())
+
+    def _refuse_incoming(self, call: SipCall, src_address: str) -> None:
+        """An INVITE on the refusal account: answer it with admission's code; it never rings."""
+        refusal, self._pending_refusal = self._pending_refusal or BUSY, None
+        call.call_id = f"refused-{next(self._refused_ids)}"
+        call.ignored = True
+        self._calls[call.call_id] = call
+        logger.debug("call %s from %s refused with %d (%s)", call.call_id, src_address, refusal.code,
+                     refusal.why)  # fmt: skip
+        try:
+            call.answer(_status_param(refusal.code, refusal.reason))
+        except Exception as exc:
+            logger.warning("call %s: could not send %d: %s", call.call_id, refusal.code, _error_text(exc))
+
     def _incoming(self, call: SipCall, src_address: str, whole_msg: str) -> None:
         call_id = f"in-{next(self._incoming_ids)}"
         call.call_id = call_id
         self._calls[call_id] = call
-        target = sipmsg.request_user(whole_msg)
-        if target is not None and target != self.settings.user:
-            # Not for us (a scanner, or a misrouted call): refuse it before it rings or makes us busy.
-            call.ignored = True
-            logger.info("call %s: INVITE for %r from %s refused with 404", call_id, target, src_address)
-            try:
-                call.answer(_status_param(404))
-            except Exception as exc:
-                logger.warning("call %s: could not send 404: %s", call_id, _error_text(exc))
-            return
         info = call.getInfo()
         number, name, uri = sipmsg.parse_name_addr(info.remoteUri)
         headers = sipmsg.header_values(whole_msg)
@@ -581,8 +691,9 @@ class UserAgent:
         self._jobs.put(lambda: self._drop_call(call_id))
 
     def _drop_call(self, call_id: str) -> None:
-        self._calls.pop(call_id, None)
-        gc.collect()
+        call = self._calls.pop(call_id, None)
+        if call is not None and not call.ignored:
+            gc.collect()  # a refused call holds no media; collecting for each would slow a flood down
 
     def _route_call_audio(self, call: SipCall) -> None:
         """Connect the bridge port to ``call``'s active audio if it is the routed call, else disconnect.
@@ -695,9 +806,11 @@ def _tone_vector(tone: Tone) -> pj.ToneDescVector:
     return vector
 
 
-def _status_param(code: int) -> pj.CallOpParam:
+def _status_param(code: int, reason: str = "") -> pj.CallOpParam:
     prm = pj.CallOpParam(True)
     prm.statusCode = code
+    if reason:
+        prm.reason = reason
     return prm
 
 

@@ -1,4 +1,4 @@
-"""pjsua2 Account and Call subclasses. They live and die on the ``sip`` thread only.
+"""pjsua2 Endpoint, Account and Call subclasses. They live and die on the ``sip`` thread only.
 
 Their callbacks translate pjsua2 state into our events through the owning agent; they never act
 on other objects inline beyond what the callback is about.
@@ -17,6 +17,33 @@ if TYPE_CHECKING:
     from sip_stack.agent import UserAgent
 
 logger = logging.getLogger(__name__)
+
+
+class SipEndpoint(pj.Endpoint):
+    """Asks the agent which account takes an incoming INVITE, before pjsua creates its media."""
+
+    def __init__(self, agent: UserAgent) -> None:
+        super().__init__()
+        self._agent = agent
+
+    def onTransportState(self, prm: pj.OnTransportStateParam) -> None:
+        self._agent._transport_state(prm)
+
+    def onSelectAccount(self, prm: pj.OnSelectAccountParam) -> None:
+        index = self._agent._select_account(str(prm.rdata.srcAddress), str(prm.rdata.wholeMsg))
+        if index is not None:
+            prm.accountIndex = index
+
+
+class RefusalAccount(pj.Account):
+    """Takes the INVITEs admission refused: its media is a socket-less loop; it never registers."""
+
+    def __init__(self, agent: UserAgent) -> None:
+        super().__init__()
+        self._agent = agent
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self._agent._refuse_incoming(SipCall(self._agent, self, prm.callId), str(prm.rdata.srcAddress))
 
 
 class SipAccount(pj.Account):

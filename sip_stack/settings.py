@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sip_stack.admission import MAX_CALLS_LIMIT
+
 TRANSPORTS = ("udp", "tcp", "tls")
+SRTP_MODES = ("off", "optional", "mandatory")  # SDES (RFC 4568) keys in the SDP
 TONE_PLANS = ("eu", "us", "ru")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
 
@@ -37,7 +40,11 @@ class SipSettings:
     tone_plan: str = "eu"
     tls_ca_file: str = ""
     tls_verify_server: bool = True
+    srtp: str = "off"  # "optional": offer RTP/AVP with crypto; "mandatory": RTP/SAVP, plain offers get 488
     user_agent: str = "deskphone"
+    max_calls: int = 4  # calls up at once (active, held, waiting, a transfer's consultation); more get 486
+    only_from_pbx: bool = True  # INVITEs only from the registrar and ``trusted_pbx`` (403 otherwise)
+    trusted_pbx: tuple[str, ...] = ()  # host names, addresses or CIDR networks
     accept_transfer: bool = True  # follow a far end's REFER / INVITE with Replaces; False: 603 Decline
     log_level: int = 3  # pjsip log level 0..6, forwarded to the Python logger
 
@@ -49,6 +56,8 @@ class SipSettings:
             errors.append("user is required")
         if self.transport not in TRANSPORTS:
             errors.append(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        if self.srtp not in SRTP_MODES:
+            errors.append(f"srtp must be one of {SRTP_MODES}, not {self.srtp!r}")
         if self.tone_plan not in TONE_PLANS:
             errors.append(f"tone_plan must be one of {TONE_PLANS}, not {self.tone_plan!r}")
         if self.clock_rate not in (8000, 16000, 32000, 48000):
@@ -57,9 +66,12 @@ class SipSettings:
             errors.append(f"frame_ms {self.frame_ms} is not supported")
         if not 0 <= self.local_port <= 65535:
             errors.append("local_port out of range")
+        if not 1 <= self.max_calls <= MAX_CALLS_LIMIT:
+            errors.append(f"max_calls must be 1..{MAX_CALLS_LIMIT}, not {self.max_calls}")
         if errors:
             raise ValueError("; ".join(errors))
         object.__setattr__(self, "codecs", tuple(self.codecs))
+        object.__setattr__(self, "trusted_pbx", tuple(self.trusted_pbx))
 
     @property
     def registrar_host(self) -> str:
@@ -67,6 +79,14 @@ class SipSettings:
         if host.startswith("["):  # [v6]:port
             return host[: host.index("]") + 1]
         return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+    @property
+    def registrar_port(self) -> int:
+        """The registrar's port as given, else the transport's default (5061 for TLS, 5060)."""
+        rest = self.registrar[len(self.registrar_host) :]
+        if rest.startswith(":") and rest[1:].isdigit():
+            return int(rest[1:])
+        return 5061 if self.transport == "tls" else 5060
 
     @property
     def sip_domain(self) -> str:

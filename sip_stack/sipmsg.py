@@ -74,3 +74,16 @@ def request_user(message: str) -> str | None:
     if len(parts) != 3 or not parts[2].startswith("SIP/"):
         return None
     return user_part(parts[1]) or None
+
+
+def call_id(message: str) -> str | None:
+    """The Call-ID of a SIP message (also in its compact form ``i:``), or None."""
+    values = header_values(message, ("Call-ID", "i"))
+    return values.get("Call-ID") or values.get("i")
+
+
+def has_to_tag(message: str) -> bool:
+    """Whether the To header (or ``t:``) carries a tag, i.e. the request belongs to a dialog."""
+    values = header_values(message, ("To", "t"))
+    to = values.get("To") or values.get("t") or ""
+    return bool(re.search(r";\s*tag\s*=", to, re.IGNORECASE))

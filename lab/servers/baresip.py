@@ -80,6 +80,7 @@ class Baresip:
     # Every request through the registrar, as a phone behind a PBX sends them: a REFER's target such as
     # sip:1003@127.0.0.1 (no port: the domain) then reaches the lab's kamailio, not port 5060.
     via_registrar: bool = False
+    media_encryption: str = ""  # baresip's mediaenc: "srtp" (optional SDES), "srtp-mand" (RTP/SAVP)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
     _sock: socket.socket | None = None
@@ -124,6 +125,7 @@ class Baresip:
                 module_path=MODULE_PATH,
                 record_dir=self.record_dir,
             )
+            + ("module\t\t\tsrtp.so\n" if self.media_encryption.startswith("srtp") else "")
             + self.extra_config
         )
         write_private(self.workdir / "accounts", self._account_line() + "\n")
@@ -143,6 +145,8 @@ class Baresip:
 
     def _account_line(self) -> str:
         params = [f"audio_codecs={self.codecs}", f"answermode={'auto' if self.auto_answer else 'manual'}"]
+        if self.media_encryption:
+            params.append(f"mediaenc={self.media_encryption}")
         if self.registrar:
             aor = f"<sip:{self.user}@{self.registrar}>"
             params += [f"auth_pass={self.password}", "regint=600"]

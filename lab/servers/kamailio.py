@@ -1,5 +1,9 @@
 """kamailio 5.6 as a registrar with digest auth and a proxy between registered users.
 
+With ``tls`` (``lab.servers.certs.CertFiles``) it also accepts SIP over TLS on ``tls_port``
+(the tls module, Debian's kamailio-tls-modules); a user registered over TLS is reached through the
+connection it registered on (``fix_nated_register``: its Contact's port is not where it accepts).
+
 Users live in a db_text ``subscriber`` table in the scratch directory; kamailio re-reads db_text
 tables when their file changes, so users may be added while it runs. kamailio daemonises and keeps
 its stdout open: its output goes to a file and it is stopped through its pid file.
@@ -17,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.servers.certs import CertFiles
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
 
@@ -34,7 +39,7 @@ tcp_children=2
 auto_aliases=no
 listen=udp:{host}:{port}
 listen=tcp:{host}:{port}
-mpath="{modules}"
+{tls_listen}mpath="{modules}"
 
 loadmodule "db_text.so"
 loadmodule "kex.so"
@@ -51,6 +56,10 @@ loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
+loadmodule "nathelper.so"
+{tls_modules}
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
 
 modparam("usrloc", "db_mode", 0)
 modparam("db_text", "db_mode", 1)  # re-read a table file when it changes (add_user)
@@ -97,6 +106,9 @@ request_route {{
             auth_challenge("$fd", "0");
             exit;
         }}
+        if ($pr == "tls") {{
+            fix_nated_register();
+        }}
         if (!save("location")) {{
             sl_reply_error();
         }}
@@ -121,6 +133,20 @@ request_route {{
 """
 
 
+_TLS_CONFIG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {cert}
+private_key = {key}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+
+
 @dataclass
 class Kamailio:
     """A running kamailio; ``host``/``port`` accept SIP over UDP and TCP."""
@@ -132,6 +158,8 @@ class Kamailio:
     users: dict[str, str] = field(default_factory=dict)
     _proc: subprocess.Popen[bytes] | None = None
     _table_mtime: float = 0.0
+    tls: CertFiles | None = None
+    tls_port: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -158,9 +186,22 @@ class Kamailio:
             "id(int,auto) table_name(string) table_version(int)\n0:subscriber:7\n0:location:9\n"
         )
         self._write_subscribers()
-        self.config_path.write_text(
-            _CONFIG.format(host=self.host, port=self.port, modules=MODULES_DIR, dbdir=self.db_dir)
+        tls_listen = tls_modules = ""
+        if self.tls is not None:
+            self.tls_port = self.tls_port or free_port()
+            tls_listen = f"enable_tls=yes\nlisten=tls:{self.host}:{self.tls_port}\n"
+            tls_cfg = self.workdir / "tls.cfg"
+            tls_cfg.write_text(_TLS_CONFIG.format(cert=self.tls.cert, key=self.tls.key))
+            tls_modules = f'loadmodule "tls.so"\nmodparam("tls", "config", "{tls_cfg}")'
+        config = _CONFIG.format(
+            host=self.host,
+            port=self.port,
+            modules=MODULES_DIR,
+            dbdir=self.db_dir,
+            tls_listen=tls_listen,
+            tls_modules=tls_modules,
         )
+        self.config_path.write_text(config)
         cmd = [
             KAMAILIO,
             "-f", str(self.config_path),
@@ -175,7 +216,10 @@ class Kamailio:
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
             )
         self._wait_started(timeout)
-        logger.info("kamailio listening on %s:%d (udp+tcp), log %s", self.host, self.port, self.log_path)
+        tls = f", tls {self.tls_port}" if self.tls else ""
+        logger.info(
+            "kamailio listening on %s:%d (udp+tcp%s), log %s", self.host, self.port, tls, self.log_path
+        )
 
     def _wait_started(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

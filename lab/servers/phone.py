@@ -39,6 +39,7 @@ def phone_config_text(
     sip_extra: str = "",
     extra: str = "",
 ) -> str:
+    """The phone's config; ``sip_extra`` are more lines of its ``[sip]`` table, ``extra`` more tables."""
     mqtt = (
         f'enabled = true\nhost = "{LOOPBACK}"\nport = {mqtt_port}\n{mqtt_options}'
         if mqtt_port

@@ -1,7 +1,9 @@
 """PBX click-to-call: an INVITE asking the phone to answer by itself (``Call-Info: answer-after``,
 ``Alert-Info: auto-answer``, ``Answer-Mode: Auto``), sent by a real SIP peer (sipp) straight to the
 phone. From a trusted PBX address (the phone's ``trusted_pbx`` is ``["127.0.0.1"]``) the phone alerts
-like a CRM click-to-call and reports ``origin: pbx``; from 127.0.0.2 it rings as an ordinary call."""
+like a CRM click-to-call and reports ``origin: pbx``. From 127.0.0.2 the INVITE is refused with 403
+without ringing ("accept SIP only from the PBX", on by default); with ``sip.only_from_pbx = false`` it
+rings as an ordinary call, the auto-answer header ignored."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.ports import LOOPBACK
-from tests.e2e.crm_support import CrmView, Sipp, call_events, sipp_factory, start_phone
+from tests.e2e.crm_support import CrmView, Sipp, call_events, sipp_factory, start_phone, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -73,9 +75,28 @@ def test_trusted_pbx_click_to_call_alerts_and_reports_origin_pbx(phone_factory, 
     phone.wait_mode("idle")
 
 
-@AUTO_ANSWER_HEADERS
-def test_untrusted_source_rings_as_an_ordinary_call(phone_factory, mosquitto, crm, sipp, header):  # type: ignore[no-untyped-def]
+def test_untrusted_source_is_refused_with_403_without_ringing(phone_factory, mosquitto, crm, sipp):  # type: ignore[no-untyped-def]
     phone = start_phone(phone_factory, mosquitto)
+    header = "Answer-Mode: Auto"
+    peer = sipp(local_ip=UNTRUSTED, target=f"{LOOPBACK}:{phone.sip_port}", service="1001", headers=header)
+    assert peer.wait(30) != 0, "sipp's call should have failed"
+    assert "SIP/2.0 403" in peer.messages()
+    phone.wait_for(lambda s: "refused with 403" in phone.log_text(), what="the refusal in the log")
+    state = phone.state()
+    assert state["phone_state"] == "idle" and state["ringer"] is None
+    assert not [e for e in state["events"] if e["type"].startswith("call.")]
+    assert not [e for e in crm.events() if e["type"].startswith(("call.", "click_to_call."))]
+
+
+@AUTO_ANSWER_HEADERS
+def test_untrusted_source_rings_as_an_ordinary_call_when_any_source_may_call(  # type: ignore[no-untyped-def]
+    phone_factory, mosquitto, crm, sipp, header
+):
+    phone = start_phone(phone_factory, mosquitto)
+    phone.stop()
+    phone.config_text = phone.config_text.replace("trusted_pbx", "only_from_pbx = false\ntrusted_pbx")
+    phone.start()
+    wait_ready(phone)
     peer = sipp(local_ip=UNTRUSTED, target=f"{LOOPBACK}:{phone.sip_port}", service="1001", headers=header)
     state = phone.wait_mode("ringing_in")
     assert state["ringer"] == "normal"

@@ -1,9 +1,11 @@
 """pytest fixtures for the real test servers; ``tests/conftest.py`` loads them as a plugin.
 
 - ``kamailio``: a fresh registrar+proxy per test (users added with ``add_user``).
-- ``baresip_factory``: ``baresip_factory(user, password="pw", auto_answer=True, source_wav=None)``
+- ``baresip_factory``: ``baresip_factory(user, password="pw", auto_answer=True, source_wav=None,
+  media_encryption="", codecs=None)``
   registers the user at ``kamailio`` and starts a baresip for it; all are stopped at teardown.
-- ``phone_factory``: starts ``deskphone run`` on the sim board, registered at ``kamailio``.
+- ``phone_factory``: starts ``deskphone run`` on the sim board, registered at ``kamailio``
+  (``sip_extra``: more lines of its ``[sip]`` table; ``registrar``: another address of kamailio's).
 - ``mosquitto``: an anonymous broker on 127.0.0.1 (start/stop/restart/kill for outage tests).
 - ``test_ca``: a fresh test CA; ``tls_broker_factory(server_cert, acl=None)`` starts a mosquitto whose
   only listener is TLS and requires client certificates of ``test_ca`` (CN = user name);
@@ -74,6 +76,8 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
         auto_answer: bool = True,
         source_wav: Path | None = None,
         via_registrar: bool = False,
+        media_encryption: str = "",
+        codecs: str | None = None,
     ) -> Baresip:
         kamailio.add_user(user, password)
         agent = Baresip(
@@ -84,7 +88,10 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
             auto_answer=auto_answer,
             source_wav=source_wav or tone_wav,
             via_registrar=via_registrar,
+            media_encryption=media_encryption,
         )
+        if codecs is not None:
+            agent.codecs = codecs
         started.append(agent)
         agent.start()
         return agent
@@ -113,13 +120,14 @@ def phone_factory(kamailio: Kamailio, tmp_path: Path) -> Iterator[PhoneFactory]:
         extra: str = "",
         sip_extra: str = "",
         workdir: Path | None = None,
+        registrar: str | None = None,
     ) -> PhoneProcess:
         kamailio.add_user(user, register_password if register_password is not None else password)
         workdir = workdir or tmp_path / f"phone-{user}-{next(counter)}"
         sip_port = free_port()
         text = phone_config_text(
             workdir,
-            f"{kamailio.host}:{kamailio.port}",
+            registrar or f"{kamailio.host}:{kamailio.port}",
             sip_port,
             device_id=device_id,
             user=user,
