@@ -52,6 +52,10 @@ class BoardDescription:
     audio_self_clocked: bool = False
     """True when the PCMs do not pace reads and writes at real time (the ALSA ``file`` plugin over
     ``null``): the audio thread then paces itself on ``time.monotonic()``."""
+    hook_flash_min_s: float = 0.1
+    hook_flash_max_s: float = 0.7
+    """A handset down for between these two times and up again is a hook flash (hold, back to the held
+    call), as ATAs take it; down longer, it hangs up. Shorter is a bounce of the switch."""
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -103,6 +107,8 @@ class BoardDescription:
         for field in ("key_settle_s", "led_blink_off_s"):
             if getattr(self, field) < 0:
                 found.append(f"{field} must be >= 0")
+        if not 0 <= self.hook_flash_min_s < self.hook_flash_max_s:
+            found.append("hook flash window needs 0 <= hook_flash_min_s < hook_flash_max_s")
         if not self.capture_device or not self.playback_device:
             found.append("capture_device and playback_device must be named")
         if bool(self.mixer_control) and not self.mixer_card:

@@ -43,6 +43,8 @@ def _build_parser() -> argparse.ArgumentParser:
     hook = sim_sub.add_parser("hook", help="lift (up) or replace (down) the handset")
     hook.add_argument("position", choices=["up", "down"])
     hook.set_defaults(handler=_sim_hook)
+    flash = sim_sub.add_parser("flash", help="hook flash: hold the call, or go back to the held call")
+    flash.set_defaults(handler=_sim_flash)
     keys = sim_sub.add_parser("keys", help="press keys, e.g. 1002#")
     keys.add_argument("keys")
     keys.set_defaults(handler=_sim_keys)
@@ -93,6 +95,12 @@ def _sim_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _sim_hook(args: argparse.Namespace) -> int:
     with _sim_client(args) as client:
         client.hook(args.position == "up")
+    return 0
+
+
+def _sim_flash(args: argparse.Namespace) -> int:
+    with _sim_client(args) as client:
+        client.flash()
     return 0
 
 

@@ -134,6 +134,14 @@ class DialplanConfig:
 
 
 @dataclass(frozen=True)
+class LineConfig:
+    hook_flash: Annotated[bool, check.boolean] = True  # false: every on-hook hangs up at once
+    hook_flash_min_s: Annotated[float | None, check.number_or_empty(0, 2)] = None  # empty: the board's
+    hook_flash_max_s: Annotated[float | None, check.number_or_empty(0.05, 5)] = None
+    call_waiting: Annotated[bool, check.boolean] = True  # false: a call during a call gets 486
+
+
+@dataclass(frozen=True)
 class MqttConfig:
     enabled: Annotated[bool, check.boolean] = False
     host: Annotated[str, check.string()] = ""
@@ -168,6 +176,7 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
+    line: LineConfig = field(default_factory=LineConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -180,6 +189,7 @@ SECTIONS: dict[str, type] = {
     "sip": SipConfig,
     "audio": AudioConfig,
     "dialplan": DialplanConfig,
+    "line": LineConfig,
     "mqtt": MqttConfig,
     "storage": StorageConfig,
     "log": LogConfig,

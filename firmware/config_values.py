@@ -64,3 +64,13 @@ def digit_map(value: Any) -> str:
 
 def keypad_key_or_empty(value: Any) -> str:
     return string(r"[0-9*#]?", "one keypad key (0-9, *, #) or empty")(value)
+
+
+def number_or_empty(low: float, high: float) -> Check:
+    """A number between ``low`` and ``high``; an empty string means none (a default found elsewhere)."""
+    of_number = number(low, high)
+
+    def check(value: Any) -> float | None:
+        return None if value == "" else of_number(value)
+
+    return check

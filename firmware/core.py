@@ -35,6 +35,8 @@ class Actuators(Protocol):
     def answer_call(self, call_id: str) -> None: ...
     def end_call(self, call_id: str, code: int | None) -> None: ...
     def send_dtmf(self, call_id: str, digit: str) -> None: ...
+    def hold_call(self, call_id: str, hold: bool) -> None: ...
+    def transfer_call(self, call_id: str, number: str | None, replaces: str | None) -> None: ...
     def route_audio(self, call_id: str | None, microphone: bool) -> None: ...
 
 
@@ -128,6 +130,10 @@ class PhoneCore:
                 act.answer_call(call_id)
             case fx.EndCall(call_id=call_id, code=code):
                 act.end_call(call_id, code)
+            case fx.HoldCall(call_id=call_id, hold=hold):
+                act.hold_call(call_id, hold)
+            case fx.TransferCall(call_id=call_id, number=number, replaces=replaces):
+                act.transfer_call(call_id, number, replaces)
             case fx.SendDtmf(call_id=call_id, digit=digit):
                 act.send_dtmf(call_id, digit)
             case fx.RouteAudio(call_id=call_id, microphone=microphone):

@@ -93,7 +93,12 @@ class Daemon:
         self._parts.callback(self.hardware.close)
 
         state = initial_state(
-            PhoneSettings.from_config(config.dialplan, call_id_prefix=f"out-{secrets.token_hex(3)}-"),
+            PhoneSettings.from_config(
+                config.dialplan,
+                call_id_prefix=f"out-{secrets.token_hex(3)}-",
+                hook_flash_s=self._hook_flash_window(),
+                call_waiting=config.line.call_waiting,
+            ),
             dnd=config.sip.do_not_disturb,
             off_hook=self.hardware.hook.is_off_hook,
         )
@@ -166,6 +171,18 @@ class Daemon:
         assert self.core is not None
         self.core.post(command)
 
+    def _hook_flash_window(self) -> tuple[float, float]:
+        """The board's hook flash window, narrowed or widened by ``[line]``; (0, 0) when flash is off."""
+        line = self.config.line
+        if not line.hook_flash:
+            return (0.0, 0.0)
+        low = self.board.hook_flash_min_s if line.hook_flash_min_s is None else line.hook_flash_min_s
+        high = self.board.hook_flash_max_s if line.hook_flash_max_s is None else line.hook_flash_max_s
+        if low >= high:
+            logger.warning("hook flash window %.2f-%.2f s is empty: hook flash is off", low, high)
+            return (0.0, 0.0)
+        return (low, high)
+
     def _on_hook(self, off_hook: bool) -> None:
         assert self.core is not None
         self.core.post(cmd.LiftHandset() if off_hook else cmd.ReplaceHandset())
@@ -207,6 +224,8 @@ class Daemon:
             "display": hw.display.text,
             "call": _call_view(call),
             "transfer": _call_view(state.transfer if state else None),
+            "held": _call_view(state.held if state else None),
+            "waiting": _call_view(state.waiting if state else None),
             "audio": hw.audio.counters(),
             "bridge": sip.pop("audio", {}),
             "sip": sip,

@@ -12,7 +12,7 @@ from typing import Literal
 from firmware.commands import Reply
 from firmware.events import Event
 
-ToneKind = Literal["dial", "ringback", "busy", "error"]
+ToneKind = Literal["dial", "ringback", "busy", "error", "call_waiting"]
 RingPattern = Literal["normal", "click_to_call"]
 LedName = Literal["line", "message"]
 LedMode = Literal["off", "on", "blink"]
@@ -64,6 +64,24 @@ class EndCall:
 
     call_id: str
     code: int | None = None
+
+
+@dataclass(frozen=True)
+class HoldCall:
+    """Put ``call_id`` on hold (re-INVITE, ``a=sendonly``) with the hold tone to it; False resumes it."""
+
+    call_id: str
+    hold: bool = True
+
+
+@dataclass(frozen=True)
+class TransferCall:
+    """Transfer ``call_id``'s far end (REFER): to ``number`` (blind), or to the far end of our call
+    ``replaces`` (attended, Refer-To with Replaces). The SIP stack ends both calls once it is done."""
+
+    call_id: str
+    number: str | None = None
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,8 @@ Effect = (
     | PlaceCall
     | AnswerCall
     | EndCall
+    | HoldCall
+    | TransferCall
     | SendDtmf
     | RouteAudio
     | StartTimer

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 HELP = """commands:
   u            lift the handset (off hook)
   d            replace the handset (on hook)
+  f            hook flash: hold the call / back to the held call
   1002#        press keys (0-9 * #)
   s            show the phone's state
   q            quit"""
@@ -21,6 +22,7 @@ HELP = """commands:
 
 class Client(Protocol):
     def hook(self, up: bool) -> None: ...
+    def flash(self) -> None: ...
     def keys(self, keys: str) -> None: ...
     def state(self) -> dict[str, Any]: ...
 
@@ -42,6 +44,10 @@ def summary(state: dict[str, Any]) -> str:
         line += f" call={call.get('remote')}"
     if transfer:
         line += f" transfer={transfer.get('remote')}"
+    if state.get("held"):
+        line += f" held={state['held'].get('remote')}"
+    if state.get("waiting"):
+        line += f" waiting={state['waiting'].get('remote')}"
     return line
 
 
@@ -99,6 +105,8 @@ def run_console(client: Client, watcher: Watcher | None = None) -> int:
                     client.hook(True)
                 elif line == "d":
                     client.hook(False)
+                elif line == "f":
+                    client.flash()
                 elif line in ("s", ""):
                     printer.state(client.state(), again=True)
                 elif set(line) <= set("0123456789*#"):

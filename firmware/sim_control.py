@@ -33,6 +33,7 @@ MAX_WATCH_S = 60.0
 class Panel(Protocol):
     def lift(self) -> None: ...
     def replace(self) -> None: ...
+    def flash(self, seconds: float | None = None) -> None: ...
     def press(self, key: str) -> None: ...
 
 
@@ -105,6 +106,14 @@ class SimControlServer:
             else:
                 raise ControlError("hook: 'state' must be 'up' or 'down'")
             return {}
+        if op == "flash":
+            seconds = request.get("seconds")
+            if seconds is not None and (
+                isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 5
+            ):
+                raise ControlError("flash: 'seconds' must be a number of seconds, above 0 and at most 5")
+            self._panel.flash(seconds)
+            return {}
         if op == "keys":
             keys = request.get("keys")
             if not isinstance(keys, str) or not keys or not set(keys) <= KEYS:
@@ -118,7 +127,7 @@ class SimControlServer:
             return {**self._snapshot(), "version": version}
         if op == "watch":
             return self._watch(request)
-        raise ControlError(f"unknown op {op!r}; known: hook, keys, state, watch")
+        raise ControlError(f"unknown op {op!r}; known: hook, flash, keys, state, watch")
 
 
 def _make_handler(
@@ -174,6 +183,10 @@ class SimClient:
 
     def hook(self, up: bool) -> None:
         self.request(op="hook", state="up" if up else "down")
+
+    def flash(self, seconds: float | None = None) -> None:
+        """A hook flash (the handset down briefly and up again), ``seconds`` long or the board's."""
+        self.request(op="flash") if seconds is None else self.request(op="flash", seconds=seconds)
 
     def keys(self, keys: str) -> None:
         self.request(op="keys", keys=keys)

@@ -164,6 +164,13 @@ class SimulatedPanel:
         """Put the handset back."""
         self._drive_hook(off_hook=False)
 
+    def flash(self, seconds: float | None = None) -> None:
+        """A hook flash: the handset down for ``seconds`` (the middle of the board's window) and up again."""
+        board = self._board
+        self.replace()
+        time.sleep((board.hook_flash_min_s + board.hook_flash_max_s) / 2 if seconds is None else seconds)
+        self.lift()
+
     def is_off_hook(self) -> bool:
         """The hook switch as wired: True when the handset is lifted."""
         return self._hook.state != self._board.hook_active_low

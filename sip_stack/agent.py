@@ -38,7 +38,7 @@ from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
 from sip_stack.settings import SipSettings
-from sip_stack.tones import TONE_KINDS, tone_for
+from sip_stack.tones import HOLD_TONES, TONE_KINDS, Tone, tone_for
 from sip_stack.wakeup import PumpWakeup
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,15 @@ class UserAgent:
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
 
+    def hold(self, call_id: str, hold: bool) -> None:
+        """Hold ``call_id`` (re-INVITE with ``a=sendonly``, the hold tone to it), or resume it."""
+        self._post(lambda: self._do_hold(call_id, hold))
+
+    def transfer(self, call_id: str, number: str | None = None, replaces: str | None = None) -> None:
+        """REFER ``call_id``'s far end to ``number`` (blind) or to our call ``replaces``'s far end
+        (attended); both calls are hung up on the final NOTIFY, or after ``_TRANSFER_WAIT_S``."""
+        self._post(lambda: self._do_transfer(call_id, number, replaces))
+
     def play_tone(self, kind: str | None) -> None:
         """Play a local tone into the earpiece path ("dial", "ringback", "busy", "error"); None stops."""
         if kind is not None and kind not in TONE_KINDS:
@@ -212,6 +221,7 @@ class UserAgent:
             if self._reg_retry_at is not None and now >= self._reg_retry_at:
                 self._reg_retry_at = None
                 self._retry_registration()
+            self._end_transferred_calls()
             if now >= next_rtp_check:
                 next_rtp_check = now + _RTP_CHECK_S
                 self._admission.flush_summary()
@@ -503,6 +513,13 @@ class UserAgent:
             return number
         return f"sip:{number}@{self.settings.sip_domain}{self.settings.uri_params()}"
 
+    def _refer_to_uri(self, number: str) -> str:
+        """The Refer-To of a blind transfer: the target at our registrar (host:port), so that the far
+        end, which has no proxy of ours, reaches it through the PBX."""
+        if number.lower().startswith(("sip:", "sips:")):
+            return number
+        return f"sip:{number}@{self.settings.registrar}{self.settings.uri_params()}"
+
     def _transport_state(self, prm: pj.OnTransportStateParam) -> None:
         """A TLS connection up (cipher, whose certificate), or refused for its certificate (and why)."""
         tls = prm.tlsInfo
@@ -607,6 +624,52 @@ class UserAgent:
         prm.digits = digits
         call.sendDtmf(prm)
 
+    def _do_transfer(self, call_id: str, number: str | None, replaces: str | None) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended:
+            return
+        partner = self._find(replaces) if replaces else None
+        deadline = time.monotonic() + _TRANSFER_WAIT_S
+        try:
+            if partner is not None and not partner.ended:
+                partner.transfer_deadline = deadline
+                call.xferReplaces(partner, pj.CallOpParam(True))
+            else:
+                call.xfer(self._refer_to_uri(number or ""), pj.CallOpParam(True))
+        except Exception as exc:
+            logger.warning("call %s: transfer failed: %s", call_id, _error_text(exc))
+            deadline = time.monotonic()  # hang up at once
+        logger.info("call %s: transferred to %s", call_id, f"call {replaces}" if partner else number)
+        call.transfer_deadline = deadline
+
+    def _end_transferred_calls(self) -> None:
+        """Hang up the calls we transferred once the far end reported the outcome or took too long."""
+        now = time.monotonic()
+        for call in list(self._calls.values()):
+            if call.transfer_deadline is not None and not call.ended and now >= call.transfer_deadline:
+                call.transfer_deadline = None
+                self._do_hangup(call.call_id, None)
+
+    def _do_hold(self, call_id: str, hold: bool) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.on_hold == hold:
+            return
+        call.on_hold = hold
+        try:
+            if hold:
+                call.setHold(pj.CallOpParam(True))
+            else:
+                prm = pj.CallOpParam(True)
+                prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                call.reinvite(prm)
+        except Exception as exc:  # e.g. a re-INVITE still pending: the call stays as it was
+            call.on_hold = not hold
+            logger.warning("call %s: %s failed: %s", call_id, "hold" if hold else "resume", _error_text(exc))
+            return
+        logger.info("call %s: %s", call_id, "held" if hold else "resumed")
+        self._set_call_status(call_id, "held" if hold else "confirmed")
+        self._route_call_audio(call)
+
     def _do_play_tone(self, kind: str | None) -> None:
         gen = self._tone_gen
         if gen is None:
@@ -619,16 +682,7 @@ class UserAgent:
             if not self._tone_connected and self._port is not None:
                 gen.startTransmit(self._port)
                 self._tone_connected = True
-            vector = pj.ToneDescVector()
-            for seg in tone_for(self.settings.tone_plan, kind):
-                desc = pj.ToneDesc()
-                desc.freq1 = seg.freq1
-                desc.freq2 = seg.freq2
-                desc.on_msec = seg.on_ms
-                desc.off_msec = seg.off_ms
-                desc.volume = 0
-                vector.append(desc)
-            gen.play(vector, True)
+            gen.play(_tone_vector(tone_for(self.settings.tone_plan, kind)), True)
         self._update_media_clock()
         with self._status_lock:
             self._status["tone"] = kind
@@ -674,7 +728,10 @@ class UserAgent:
         """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
         if self._ep is None:
             return
-        wanted = self._tone_connected or any(c.media_connected and not c.ended for c in self._calls.values())
+        # A held call's hold tone also needs the clock: the conference bridge moves it to the far end.
+        wanted = self._tone_connected or any(
+            (c.media_connected or c.hold_tone is not None) and not c.ended for c in self._calls.values()
+        )
         if wanted == self._media_clock_running:
             return
         try:
@@ -704,7 +761,8 @@ class UserAgent:
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO:
                 continue
-            wanted = call.call_id == self._audio_call and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+            active = media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and not call.on_hold
+            wanted = call.call_id == self._audio_call and active
             if wanted == (index in call.media_connected):
                 continue
             try:
@@ -727,7 +785,29 @@ class UserAgent:
                 continue
             logger.debug("call %s: audio media %d %s", call.call_id, index,
                          "connected" if wanted else "disconnected")  # fmt: skip
+        self._route_hold_tone(call, info)
         self._update_media_clock()
+
+    def _route_hold_tone(self, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we hold hears the hold tone; resumed, the tone goes away."""
+        if not call.on_hold:
+            call.hold_tone = None  # its conference port leaves the bridge with it
+            return
+        if call.hold_tone is not None:
+            return
+        index = next((i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO
+                      and m.status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD), None)  # fmt: skip
+        if index is None:
+            return
+        try:
+            tone = pj.ToneGenerator()
+            tone.createToneGenerator(self.settings.clock_rate, 1)
+            tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
+            tone.startTransmit(call.getAudioMedia(index))
+        except Exception as exc:
+            logger.warning("call %s: no hold tone: %s", call.call_id, _error_text(exc))
+            return
+        call.hold_tone = tone
 
     # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
     def _adopt_transfer_call(self, outgoing: bool) -> SipCall:
@@ -759,6 +839,22 @@ class UserAgent:
                 calls.pop(call_id, None)
             else:
                 calls[call_id] = state
+
+
+_TRANSFER_WAIT_S = 10.0  # a transferee that never NOTIFYs the outcome: hang up anyway
+
+
+def _tone_vector(tone: Tone) -> pj.ToneDescVector:
+    vector = pj.ToneDescVector()
+    for seg in tone:
+        desc = pj.ToneDesc()
+        desc.freq1 = seg.freq1
+        desc.freq2 = seg.freq2
+        desc.on_msec = seg.on_ms
+        desc.off_msec = seg.off_ms
+        desc.volume = 0
+        vector.append(desc)
+    return vector
 
 
 def _status_param(code: int, reason: str = "") -> pj.CallOpParam:

@@ -91,6 +91,9 @@ class SipCall(pj.Call):
         self.replaced = False  # an INVITE with Replaces took this call's place
         self.media_connected: set[int] = set()  # audio media indexes connected to the bridge port
         self.held_by_remote = False
+        self.on_hold = False  # we hold it: the hold tone, never the microphone, goes to it
+        self.hold_tone: pj.ToneGenerator | None = None
+        self.transfer_deadline: float | None = None  # we transferred it: hang up by then (monotonic)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
@@ -144,6 +147,14 @@ class SipCall(pj.Call):
             prm.sdp.wholeSdp = sdp.keep_preferred_codec(
                 prm.sdp.wholeSdp, prm.remSdp.wholeSdp, self._agent.settings.codecs
             )
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        """The far end we REFERred reports (NOTIFY): on the final one our part is over."""
+        logger.info("call %s: transfer status %d %s%s", self.call_id, prm.statusCode, prm.reason,
+                    " (final)" if prm.finalNotify else "")  # fmt: skip
+        if prm.finalNotify or prm.statusCode >= 200:
+            prm.cont = False
+            self.transfer_deadline = 0.0  # hung up from the sip loop, outside this callback
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
         transfer.take_refer(self._agent, self, prm)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TONE_KINDS = ("dial", "ringback", "busy", "error")
+TONE_KINDS = ("dial", "ringback", "busy", "error", "call_waiting")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ TONE_PLANS: dict[str, dict[str, Tone]] = {
         "ringback": _single(425, 0, 1000, 4000),
         "busy": _single(425, 0, 500, 500),
         "error": _SIT,
+        "call_waiting": (ToneSegment(425, 0, 200, 200), ToneSegment(425, 0, 200, 3000)),
     },
     # North America (precise tone plan).
     "us": {
@@ -45,6 +46,7 @@ TONE_PLANS: dict[str, dict[str, Tone]] = {
         "ringback": _single(440, 480, 2000, 4000),
         "busy": _single(480, 620, 500, 500),
         "error": _single(480, 620, 250, 250),  # reorder
+        "call_waiting": (ToneSegment(440, 0, 300, 200), ToneSegment(440, 0, 300, 3000)),
     },
     # Russia (GOST): 425 Hz with its own cadences.
     "ru": {
@@ -52,7 +54,16 @@ TONE_PLANS: dict[str, dict[str, Tone]] = {
         "ringback": _single(425, 0, 800, 3200),
         "busy": _single(425, 0, 400, 400),
         "error": _single(425, 0, 175, 175),  # congestion
+        "call_waiting": (ToneSegment(425, 0, 200, 200), ToneSegment(425, 0, 200, 3000)),
     },
+}
+
+
+# What a party we hold hears: a soft beep that says the line is still there.
+HOLD_TONES: dict[str, Tone] = {
+    "eu": _single(425, 0, 400, 1600),
+    "us": _single(440, 0, 400, 1600),
+    "ru": _single(425, 0, 400, 1600),
 }
 
 

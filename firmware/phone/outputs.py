@@ -46,6 +46,18 @@ def _remote_text(record: CallRecord | None) -> str:
 
 
 def _sight_and_sound(state: PhoneState) -> Outputs:
+    outputs = _of_the_call(state)
+    if state.waiting is not None:
+        tone: ToneKind | None = "call_waiting" if state.off_hook else outputs.tone
+        text = f"Waiting: {_remote_text(state.waiting)}"
+        return replace(outputs, tone=tone, line_led="blink", text=text)
+    if state.held is None:
+        return outputs
+    text = outputs.text or f"Held: {_remote_text(state.held)}"
+    return replace(outputs, line_led="blink", text=text)
+
+
+def _of_the_call(state: PhoneState) -> Outputs:
     remote_text = _remote_text(state.call)
     message_led: LedMode = "on" if state.missed_call else "off"
     match state.mode:

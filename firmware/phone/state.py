@@ -39,14 +39,28 @@ class PhoneSettings:
     interdigit_timeout_s: float = 4.0
     redial_key: str = "#"
     call_id_prefix: str = "out-"
+    # A handset down for ``hook_flash_min_s`` .. ``hook_flash_max_s`` and up again is a hook flash;
+    # a max of 0 turns flashing off (every on-hook hangs up at once).
+    hook_flash_min_s: float = 0.0
+    hook_flash_max_s: float = 0.0
+    call_waiting: bool = False  # a second incoming call during a call waits (tone, display) instead of 486
 
     @classmethod
-    def from_config(cls, dialplan: DialplanConfig, call_id_prefix: str = "out-") -> PhoneSettings:
+    def from_config(
+        cls,
+        dialplan: DialplanConfig,
+        call_id_prefix: str = "out-",
+        hook_flash_s: tuple[float, float] = (0.0, 0.0),
+        call_waiting: bool = False,
+    ) -> PhoneSettings:
         return cls(
             dial_plan=DialPlan(dialplan.digit_map, dialplan.max_digits),
             interdigit_timeout_s=dialplan.interdigit_timeout_s,
             redial_key=dialplan.redial_key,
             call_id_prefix=call_id_prefix,
+            hook_flash_min_s=hook_flash_s[0],
+            hook_flash_max_s=hook_flash_s[1],
+            call_waiting=call_waiting,
         )
 
 
@@ -78,6 +92,10 @@ class PhoneState:
     # The call the SIP stack places because the far end of ``call`` transferred us (a REFER), while
     # it is set up; it becomes ``call`` when it is answered or when the far end hangs up on ``call``.
     transfer: CallRecord | None = None
+    held: CallRecord | None = None  # the call we put on hold (hook flash); ``call`` is another one or None
+    consultation: bool = False  # ``call`` was dialled with ``held`` on hold: hanging up transfers
+    waiting: CallRecord | None = None  # a second incoming call, ringing while we talk (call waiting)
+    on_hook_at: datetime | None = None  # the handset went down during a call: a hang-up, or a hook flash
     held_by_remote: bool = False  # the far end of ``call`` put it on hold
     remote_ringing: bool = False  # of the call being set up: ours in ``outgoing``, or ``transfer``
     ringback: bool = False

@@ -24,11 +24,13 @@ from firmware.effects import (
     CancelTimer,
     Effect,
     EndCall,
+    HoldCall,
     PlaceCall,
     RouteAudio,
     SendDtmf,
     SendReply,
     StartTimer,
+    TransferCall,
 )
 from firmware.events import CallRecord, Transfer
 from firmware.inputs import (
@@ -49,6 +51,7 @@ from firmware.phone.state import ClickToCall, PhoneState
 
 INTERDIGIT_TIMER = "interdigit"
 CLICK_TO_CALL_TIMER = "click_to_call"
+HOOK_FLASH_TIMER = "hook_flash"
 BUSY_HERE = 486
 DECLINE = 603
 VALID_NUMBER = re.compile(r"[0-9+*#]{1,32}")
@@ -105,6 +108,10 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return state, []
         case CallEnded() if _is_transfer(state, inp.call_id):
             return _transfer_failed(state, inp, now)
+        case CallEnded() if _is_held(state, inp.call_id):
+            return _held_call_ended(state, inp, now)
+        case CallEnded() if _is_waiting(state, inp.call_id):
+            return _waiting_call_ended(state, inp, now)
         case CallEnded():
             return _ended(state, inp, now)
         case CallTransferred():
@@ -129,6 +136,14 @@ def _is_transfer(state: PhoneState, call_id: str) -> bool:
     return state.transfer is not None and state.transfer.call_id == call_id
 
 
+def _is_held(state: PhoneState, call_id: str) -> bool:
+    return state.held is not None and state.held.call_id == call_id
+
+
+def _is_waiting(state: PhoneState, call_id: str) -> bool:
+    return state.waiting is not None and state.waiting.call_id == call_id
+
+
 def _transfer(state: PhoneState) -> CallRecord:
     assert state.transfer is not None
     return state.transfer
@@ -150,6 +165,7 @@ def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
         "mode": "ended" if state.off_hook else "idle",
         "call": None,
         "transfer": None,
+        "consultation": False,
         "held_by_remote": False,
         "click_to_call": None,
         "digits": "",
@@ -178,6 +194,7 @@ def _place_call(
         click_to_call=None,
         remote_ringing=False,
         ringback=False,
+        consultation=state.held is not None,
     )
     effects += [PlaceCall(call_id, number), records.call_event("call.outgoing", record, now)]
     return new_state, effects
@@ -217,6 +234,8 @@ def _reply(request_id: str, code: str, message: str) -> SendReply:
 def _lift(state: PhoneState, now: datetime) -> Result:
     if state.off_hook:
         return state, []
+    if state.on_hook_at is not None:
+        return _lift_after_short_on_hook(state, now)
     lifted = replace(state, off_hook=True, missed_call=False)
     effects: list[Effect] = [records.plain_event("hook.offhook", now)]
     match state.mode:
@@ -245,23 +264,44 @@ def _lift_while_alerting(state: PhoneState, now: datetime) -> Result:
 def _replace(state: PhoneState, now: datetime) -> Result:
     if not state.off_hook:
         return state, []
-    down = replace(state, off_hook=False)
+    if _may_flash(state):  # hang up only once the handset stayed down longer than a flash
+        seconds = state.settings.hook_flash_max_s
+        return replace(state, off_hook=False, on_hook_at=now), [StartTimer(HOOK_FLASH_TIMER, seconds)]
+    return _hang_up(replace(state, off_hook=False), now)
+
+
+def _hang_up(state: PhoneState, now: datetime) -> Result:
+    """The handset is down for good: end every call of the line, as of the moment it went down."""
+    if state.held is not None and state.consultation and state.mode in ("outgoing", "in_call"):
+        return _transfer_held_call(state, now)
+    down = replace(state, off_hook=False, on_hook_at=None, held=None)
+    at = state.on_hook_at or now
     effects: list[Effect] = [records.plain_event("hook.onhook", now)]
+    if state.held is not None:
+        effects += _end_locally(state.held, "answered", now, ended_at=at)
     match state.mode:
         case "dialing" if state.digits:
             effects.append(CancelTimer(INTERDIGIT_TIMER))
         case "outgoing":
             effects += _end_locally(_current(state), "cancelled", now)
         case "in_call":
-            effects += _end_locally(_current(state), "answered", now)
+            effects += _end_locally(_current(state), "answered", now, ended_at=at)
             effects += _end_transfer_call(state, now)
-    return _back_to_rest(down, end_tone=None), effects
+    rest = _back_to_rest(down, end_tone=None)
+    if state.waiting is not None:  # the waiting call rings now, as any incoming call
+        rest = replace(rest, mode="ringing_in", call=state.waiting, waiting=None)
+    return rest, effects
 
 
 def _end_locally(
-    record: CallRecord, disposition: Any, now: datetime, code: int | None = None
+    record: CallRecord,
+    disposition: Any,
+    now: datetime,
+    code: int | None = None,
+    ended_at: datetime | None = None,
 ) -> list[Effect]:
-    ended = records.finished(record, now, disposition, "local", code)
+    """Hang up ``record``'s call and report it; ``ended_at`` (default ``now``) ends its talk time."""
+    ended = records.finished(record, ended_at or now, disposition, "local", code)
     return [EndCall(record.call_id, code), records.call_event("call.ended", ended, now)]
 
 
@@ -300,6 +340,9 @@ def _hash_ends_number(state: PhoneState) -> bool:
 
 
 def _timer(state: PhoneState, name: str, now: datetime) -> Result:
+    flash_ends = state.on_hook_at and state.on_hook_at + timedelta(seconds=state.settings.hook_flash_max_s)
+    if name == HOOK_FLASH_TIMER and flash_ends and now >= flash_ends - TIMER_SLACK:
+        return _hang_up(state, now)
     if name == INTERDIGIT_TIMER and state.mode == "dialing" and state.digits and state.last_key_at:
         deadline = state.last_key_at + timedelta(seconds=state.settings.interdigit_timeout_s)
         if now >= deadline - TIMER_SLACK:
@@ -309,6 +352,150 @@ def _timer(state: PhoneState, name: str, now: datetime) -> Result:
     if name == CLICK_TO_CALL_TIMER and state.mode == "alerting" and pending and expired:
         return _back_to_rest(state), [_click_to_call_event("click_to_call.expired", pending, now)]
     return state, []
+
+
+# --- hook flash: hold, and back to the held call -----------------------------------------------------
+#
+# situation                                        what the line does
+# handset down in a call, or with a call held       nothing yet: a hook flash if it is up again in time
+#   up again sooner than hook_flash_min_s           a bounce of the switch: as if it never went down
+#   up again within the window                      a hook flash (below)
+#   still down at hook_flash_max_s                  hang-up: every call of the line ends
+# flash in a call                                   the call is held (hold tone to it); dial tone
+# flash while dialing, calling or after a failure   the other call (if any) is dropped; back to the held one
+# hang-up with one held and a call dialled from it  transfer: blind (REFER to the number) while it rings,
+#                                                   attended (REFER with Replaces) once it answered
+# hang-up with one held and a waiting call taken    every call ends
+# the held party hangs up                           its call ends; the line goes on (dial tone, or the call)
+
+
+def _may_flash(state: PhoneState) -> bool:
+    in_a_call = state.mode == "in_call" and state.transfer is None
+    other_call = state.held is not None or state.waiting is not None
+    return state.settings.hook_flash_max_s > 0 and (in_a_call or other_call)
+
+
+def _lift_after_short_on_hook(state: PhoneState, now: datetime) -> Result:
+    assert state.on_hook_at is not None
+    down_for = (now - state.on_hook_at).total_seconds()
+    settings = state.settings
+    if down_for > settings.hook_flash_max_s or not _may_flash(state):  # too late, or the call is gone
+        hung_up, effects = _hang_up(state, now)
+        lifted, more = _lift(hung_up, now)
+        return lifted, effects + more
+    up = replace(state, off_hook=True, on_hook_at=None)
+    effects: list[Effect] = [CancelTimer(HOOK_FLASH_TIMER)]
+    if down_for < settings.hook_flash_min_s:
+        return up, effects
+    new_state, more = _flash(up, now)
+    return new_state, effects + more
+
+
+def _flash(state: PhoneState, now: datetime) -> Result:
+    if state.waiting is not None:
+        return _take_waiting_call(state, now)
+    held = state.held
+    if held is not None and state.mode == "in_call":  # swap
+        current = _current(state)
+        swapped = replace(state, call=held, held=current, held_by_remote=False)
+        return swapped, [HoldCall(current.call_id), HoldCall(held.call_id, hold=False)]
+    if held is None:
+        if state.mode != "in_call":
+            return state, []
+        call = _current(state)
+        dialing = replace(state, mode="dialing", call=None, held=call, digits="", held_by_remote=False)
+        return dialing, [HoldCall(call.call_id)]
+    effects: list[Effect] = []
+    match state.mode:
+        case "dialing" if state.digits:
+            effects.append(CancelTimer(INTERDIGIT_TIMER))
+        case "outgoing":
+            effects += _end_locally(_current(state), "cancelled", now)
+    back = replace(state, mode="in_call", call=held, held=None, digits="", end_tone=None)
+    back = replace(back, remote_ringing=False, ringback=False, held_by_remote=False, consultation=False)
+    return back, [*effects, HoldCall(held.call_id, hold=False)]
+
+
+def _transfer_held_call(state: PhoneState, now: datetime) -> Result:
+    """Hang-up with a call held and a second one up: the held party is put through to the second."""
+    assert state.held is not None
+    held, other = _handover(state.held, _current(state))
+    at = state.on_hook_at or now
+    effects: list[Effect] = [records.plain_event("hook.onhook", now)]
+    if state.mode == "in_call":  # attended: the third party answered
+        effects.append(TransferCall(held.call_id, replaces=other.call_id))
+        other_end = records.finished(other, at, "answered", "local")
+    else:  # blind: the third party still rings
+        effects += [EndCall(other.call_id), TransferCall(held.call_id, number=other.remote.number)]
+        other_end = records.finished(other, at, "cancelled", "local")
+    held_end = records.finished(held, at, "answered", "local")
+    effects += [
+        records.call_event("call.ended", held_end, now),
+        records.call_event("call.ended", other_end, now),
+    ]
+    rest = _back_to_rest(replace(state, off_hook=False, on_hook_at=None, held=None), end_tone=None)
+    if state.waiting is not None:
+        rest = replace(rest, mode="ringing_in", call=state.waiting, waiting=None)
+    return rest, effects
+
+
+def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    held = state.held
+    assert held is not None
+    hangup_by = "remote" if inp.by_remote else "local"
+    ended = records.finished(held, now, "answered", hangup_by, inp.code, inp.reason)
+    new_state = replace(state, held=None, consultation=False)
+    if not new_state.off_hook and new_state.call is None:  # down for a flash with only the held call
+        new_state = _back_to_rest(new_state, on_hook_at=None)
+        return new_state, [CancelTimer(HOOK_FLASH_TIMER), records.plain_event("hook.onhook", now),
+                           records.call_event("call.ended", ended, now)]  # fmt: skip
+    return new_state, [records.call_event("call.ended", ended, now)]
+
+
+# --- call waiting ------------------------------------------------------------------------------------
+#
+# situation                                        what the line does
+# a call comes in while we talk (call_waiting on)   it waits: call-waiting tone, "Waiting: <caller>"
+#   (off, do-not-disturb, or a call already held)   486 Busy Here, as without call waiting
+# flash                                             the call we talk on is held, the waiting one answered
+# flash with one call held                          swap: the other call is held, the held one back
+# the waiting caller gives up                       a missed call (message LED)
+# the CRM hangs up the waiting call                 declined with 603
+# the call we talk on ends                          the waiting call still waits; a flash answers it
+# hang-up                                           the calls end; the waiting call rings as a new one
+
+
+def _may_wait(state: PhoneState, inp: IncomingCall) -> bool:
+    line_busy = state.waiting is not None or state.held is not None or state.transfer is not None
+    talking = state.mode == "in_call" and state.off_hook and not line_busy
+    return state.settings.call_waiting and talking and not state.dnd and not inp.auto_answer
+
+
+def _call_waits(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
+    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, "manual", now)
+    return replace(state, waiting=record), [records.call_event("call.incoming", record, now)]
+
+
+def _take_waiting_call(state: PhoneState, now: datetime) -> Result:
+    waiting = state.waiting
+    assert waiting is not None
+    record = replace(waiting, answered_at=now)
+    effects: list[Effect] = []
+    held = state.held
+    if state.mode == "in_call":
+        held = _current(state)
+        effects.append(HoldCall(held.call_id))
+    new_state = replace(state, mode="in_call", call=record, held=held, waiting=None, held_by_remote=False)
+    new_state = replace(new_state, end_tone=None, digits="", consultation=False)
+    return new_state, [*effects, AnswerCall(record.call_id), records.call_event("call.answered", record, now)]
+
+
+def _waiting_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result:
+    waiting = state.waiting
+    assert waiting is not None
+    ended = records.finished(waiting, now, "missed", "remote", inp.code, inp.reason)
+    new_state = replace(state, waiting=None, missed_call=True)
+    return new_state, [records.call_event("call.ended", ended, now)]
 
 
 # --- remote commands --------------------------------------------------------------------------------
@@ -373,6 +560,11 @@ def _cancel_dial(state: PhoneState, request_id: str, now: datetime) -> Result:
 
 
 def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
+    waiting = state.waiting
+    if waiting is not None and command.call_id == waiting.call_id:  # decline the waiting call
+        effects = _end_locally(waiting, "rejected", now, code=DECLINE)
+        effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=waiting.call_id)))
+        return replace(state, waiting=None), effects
     call = state.call
     if call is None or command.call_id not in (None, call.call_id):
         return state, [_reply(command.request_id, "not_found", "no such call")]
@@ -410,6 +602,8 @@ def _registration(state: PhoneState, inp: RegistrationChanged, now: datetime) ->
 
 def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     origin: Origin = "pbx" if inp.auto_answer else "manual"
+    if _may_wait(state, inp):
+        return _call_waits(state, inp, now)
     ready_to_dial = state.mode == "dialing" and not state.digits
     if not (state.mode == "idle" or (ready_to_dial and inp.auto_answer)):
         return state, _reject(inp, origin, now)

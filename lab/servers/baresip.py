@@ -78,6 +78,9 @@ class Baresip:
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
     paced_audio: bool = False  # aubridge as source and player: paced by baresip's own timer, no ALSA
+    # Every request through the registrar, as a phone behind a PBX sends them: a REFER's target such as
+    # sip:1003@127.0.0.1 (no port: the domain) then reaches the lab's kamailio, not port 5060.
+    via_registrar: bool = False
     media_encryption: str = ""  # baresip's mediaenc: "srtp" (optional SDES), "srtp-mand" (RTP/SAVP)
     events: list[dict[str, Any]] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
@@ -109,7 +112,7 @@ class Baresip:
         self.record_dir.mkdir(exist_ok=True)
         # Ports given by the caller are kept; others are picked afresh at every start, so a restart
         # never races another process for the port the last run had.
-        self.sip_port = self._given_ports[0] or free_port()
+        self.sip_port = self._given_ports[0] or free_port(span=2)
         self.ctrl_port = self._given_ports[1] or free_port()
         if self.source_wav is None:
             raise ValueError("baresip needs a source WAV (aufile)")
@@ -152,6 +155,8 @@ class Baresip:
         if self.registrar:
             aor = f"<sip:{self.user}@{self.registrar}>"
             params += [f"auth_pass={self.password}", "regint=600"]
+            if self.via_registrar:
+                params.append(f'outbound="sip:{self.registrar};lr"')
         else:
             aor = f"<sip:{self.user}@{self.host}>"
             params.append("regint=0")

@@ -6,11 +6,14 @@ import math
 import threading
 import time
 
+import numpy as np
+
 from lab.servers.phone import PhoneProcess
 from lab.sniff import Packet, rtp_payload, ulaw_decode
 
 LOUD_DBFS = -40.0  # the microphone file plays a 1 kHz sine at about -13 dBFS; silence is -inf
 PCMU_ONLY = 'codecs = ["PCMU/8000"]'  # the sniffer decodes G.711 mu-law
+MIC_HZ = 1000.0
 
 
 class PhoneRtpWatch:
@@ -20,7 +23,10 @@ class PhoneRtpWatch:
         first = phone.media_port
         self._ports = range(first, first + 100)
         self._lock = threading.Lock()
-        self.packets: list[tuple[float, float]] = []  # (monotonic time, dBFS)
+        # (monotonic time, dBFS of the microphone: -inf for a packet of silence or of another sound,
+        # such as the hold tone)
+        self.packets: list[tuple[float, float]] = []
+        self.sound: list[tuple[float, list[int]]] = []  # (monotonic time, decoded samples)
 
     def __call__(self, packet: Packet) -> None:
         if packet.proto != 17 or packet.sport not in self._ports:
@@ -31,8 +37,16 @@ class PhoneRtpWatch:
         samples = ulaw_decode(rtp[1])
         power = sum(s * s for s in samples) / len(samples)
         level = 10 * math.log10(power / 32768**2) if power else -math.inf
+        if abs(_dominant_hz(samples) - MIC_HZ) > 100:
+            level = -math.inf
         with self._lock:
             self.packets.append((packet.t, level))
+            self.sound.append((packet.t, samples))
+
+    def samples_since(self, since: float) -> list[int]:
+        """What the phone sent since ``since``, decoded (8 kHz), packets in arrival order."""
+        with self._lock:
+            return [x for t, samples in self.sound if t >= since for x in samples]
 
     def loud_since(self, since: float) -> int:
         """How many packets with microphone sound the phone sent since ``since``."""
@@ -45,3 +59,9 @@ class PhoneRtpWatch:
         while self.loud_since(start) < 10:
             assert time.monotonic() - start < timeout, "the phone sent no microphone audio"
             time.sleep(0.05)
+
+
+def _dominant_hz(samples: list[int], rate: int = 8000) -> float:
+    x = np.asarray(samples, dtype=np.float64)
+    spectrum = np.abs(np.fft.rfft((x - x.mean()) * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / rate)[int(np.argmax(spectrum))])

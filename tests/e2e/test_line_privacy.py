@@ -4,25 +4,15 @@ the handset is up and a call is connected. A loopback sniffer decodes the phone'
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from lab import sniff
 from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch
 
 pytestmark = pytest.mark.e2e
 
 GRACE_S = 0.1  # a frame already on its way when the phone muted
 WATCH_S = 2.5
-
-
-@pytest.fixture
-def sniffer() -> Iterator[sniff.Sniffer]:
-    if not sniff.available():
-        pytest.skip("a loopback sniffer needs root or CAP_NET_RAW")
-    with sniff.Sniffer() as running:
-        yield running
 
 
 @pytest.fixture
@@ -53,10 +43,37 @@ def assert_silent_from(watch: PhoneRtpWatch, since: float) -> None:
 
 def test_hang_up(line) -> None:  # type: ignore[no-untyped-def]
     phone, far, watch = line()
+    down = time.monotonic()
+    phone.client.hook(False)  # the BYE waits out the hook flash window; the microphone does not
+    phone.wait_mode("idle")
+    assert_silent_from(watch, down)
+    far.wait_for_event("CALL_CLOSED")
+
+
+def test_hang_up_with_the_call_held(line) -> None:  # type: ignore[no-untyped-def]
+    phone, far, watch = line()
+    phone.client.flash()
+    phone.wait_for(lambda s: s["held"], what="the call held")
+    down = time.monotonic()
     phone.client.hook(False)
     phone.wait_mode("idle")
-    assert_silent_from(watch, time.monotonic())
     far.wait_for_event("CALL_CLOSED")
+    assert_silent_from(watch, down)
+
+
+def test_transfer_from_the_phone(line, baresip_factory) -> None:  # type: ignore[no-untyped-def]
+    phone, _, watch = line()
+    third = baresip_factory("1003", auto_answer=True)
+    phone.client.flash()
+    phone.wait_for(lambda s: s["held"], what="the call held")
+    phone.client.keys("1003#")
+    third.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    phone.wait_mode("in_call")
+    watch.wait_loud()  # the third party hears the microphone
+    down = time.monotonic()
+    phone.client.hook(False)  # attended transfer: 1002 is put through to 1003
+    phone.wait_mode("idle")
+    assert_silent_from(watch, down)
 
 
 def test_remote_bye_with_the_handset_still_up(line) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from firmware.effects import (
     CancelTimer,
     Emit,
     EndCall,
+    HoldCall,
     PlaceCall,
     PlayTone,
     Ring,
@@ -28,6 +29,7 @@ from firmware.effects import (
     SetLed,
     ShowText,
     StartTimer,
+    TransferCall,
 )
 from firmware.events import Remote
 from firmware.inputs import (
@@ -44,6 +46,7 @@ from firmware.inputs import (
 from firmware.phone import PhoneSettings, PhoneState, initial_effects, initial_state, outputs_of, step
 from firmware.phone.state import CALL_MODES, OFF_HOOK_MODES
 
+DECLINE_CODE = 603
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=UTC)
 ALICE = Remote("201", "Alice")
 CAROL = Remote("1003", "Carol")
@@ -149,6 +152,52 @@ def in_ended():
     return phone
 
 
+FLASH = {"hook_flash_min_s": 0.1, "hook_flash_max_s": 0.7}
+
+
+def in_call_with_flash():
+    phone = registered_phone(**FLASH)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    return phone
+
+
+def flash(phone):
+    phone.send(ReplaceHandset(), after=1)
+    return phone.send(LiftHandset(), after=0.3)
+
+
+def in_hook_flash_pending():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    return phone
+
+
+def in_holding():
+    phone = in_call_with_flash()
+    flash(phone)
+    return phone
+
+
+def in_call_with_one_held():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    phone.send(CallAnswered("c2"))
+    return phone
+
+
+BOB = Remote("300", "Bob")
+
+
+def in_call_with_one_waiting():
+    phone = registered_phone(call_waiting=True, **FLASH)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    phone.send(IncomingCall("in2", "sip-in2", BOB))
+    return phone
+
+
 STATES = {
     "idle": in_idle,
     "dialing": in_dialing,
@@ -160,6 +209,10 @@ STATES = {
     "alerting": in_alerting,
     "alerting_pbx": in_alerting_pbx,
     "ended": in_ended,
+    "hook_flash_pending": in_hook_flash_pending,
+    "holding": in_holding,
+    "in_call_one_held": in_call_with_one_held,
+    "in_call_one_waiting": in_call_with_one_waiting,
 }
 
 INPUTS = {
@@ -193,12 +246,16 @@ INPUTS = {
     "timer_interdigit": TimerFired("interdigit"),
     "timer_click": TimerFired("click_to_call"),
     "timer_unknown": TimerFired("whatever"),
+    "timer_flash": TimerFired("hook_flash"),
+    "ended_c2": CallEnded("c2", 200, "BYE", by_remote=True),
+    "ended_in2": CallEnded("in2", 487, "Request Terminated", by_remote=True),
+    "hangup_in2": Hangup("h2", call_id="in2"),
 }
 
 
 def check_invariants(phone, inp):
     state = phone.state
-    assert (state.mode in OFF_HOOK_MODES) == state.off_hook
+    assert (state.mode in OFF_HOOK_MODES) == state.off_hook or state.on_hook_at is not None
     has_call = state.mode in CALL_MODES or (
         state.mode == "alerting" and state.click_to_call and state.click_to_call.origin == "pbx"
     )
@@ -221,7 +278,7 @@ def check_invariants(phone, inp):
         if event.type.startswith("call."):
             assert event.call is not None
         if event.type == "call.ended":
-            assert event.call.ended_at == phone.now and event.call.disposition is not None
+            assert event.call.ended_at <= phone.now and event.call.disposition is not None
             assert event.call.hangup_by in ("local", "remote")
 
 
@@ -235,6 +292,8 @@ def test_every_input_in_every_state_keeps_the_invariants(state_name, input_name)
     # and the phone can always be brought back to rest
     phone.send(ReplaceHandset(), after=1)
     assert not outputs_of(phone.state).microphone and outputs_of(phone.state).audio_call is None
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert phone.state.held is None and phone.state.on_hook_at is None
     if phone.state.call is not None:
         phone.send(CallEnded(phone.state.call.call_id, 487), after=1)
     if phone.state.mode == "alerting":
@@ -701,3 +760,198 @@ def test_the_display_says_when_the_far_end_holds_us():
     phone.send(CallHoldChanged("c1", True))
     phone.send(CallEnded("c1", 200, "BYE"))
     assert phone.state.held_by_remote is False
+
+
+# --- hook flash: hold and back ----------------------------------------------------------------------
+
+
+def test_hook_flash_holds_the_call_and_gives_dial_tone():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    assert phone.of(StartTimer) == [StartTimer("hook_flash", 0.7)]
+    assert RouteAudio(None, False) in phone.effects, "the microphone is muted while the handset is down"
+    assert not phone.of(EndCall) and not phone.events()
+    phone.send(LiftHandset(), after=0.3)
+    assert phone.state.mode == "dialing" and phone.state.held.call_id == "c1" and phone.state.call is None
+    assert HoldCall("c1") in phone.effects and PlayTone("dial") in phone.effects
+    assert CancelTimer("hook_flash") in phone.effects
+    assert ShowText("Held: 55") in phone.effects and SetLed("line", "blink") in phone.effects
+    assert not phone.events()
+
+
+def test_a_second_flash_returns_to_the_held_call():
+    phone = in_holding()
+    flash(phone)
+    assert phone.state.mode == "in_call" and phone.state.call.call_id == "c1" and phone.state.held is None
+    assert HoldCall("c1", hold=False) in phone.effects and RouteAudio("c1", True) in phone.effects
+    assert ShowText("55") in phone.effects and SetLed("line", "on") in phone.effects
+
+
+def test_flash_with_a_call_held_swaps_the_two():
+    phone = in_call_with_one_held()
+    assert outputs_of(phone.state).audio_call == "c2" and outputs_of(phone.state).line_led == "blink"
+    flash(phone)
+    assert HoldCall("c2") in phone.effects and HoldCall("c1", hold=False) in phone.effects
+    assert not phone.of(EndCall) and not phone.events()
+    assert phone.state.call.call_id == "c1" and phone.state.held.call_id == "c2"
+    assert RouteAudio("c1", True) in phone.effects
+    flash(phone)
+    assert phone.state.call.call_id == "c2" and phone.state.held.call_id == "c1"
+
+
+def test_flash_while_the_second_call_rings_cancels_it_and_returns_to_the_held_one():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    flash(phone)
+    assert EndCall("c2") in phone.effects and HoldCall("c1", hold=False) in phone.effects
+    (ended,) = phone.events()
+    assert ended.call.call_id == "c2" and ended.call.disposition == "cancelled"
+    assert phone.state.call.call_id == "c1" and phone.state.mode == "in_call"
+
+
+def test_a_bounce_shorter_than_a_flash_changes_nothing():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(LiftHandset(), after=0.05)
+    assert phone.state.mode == "in_call" and phone.state.held is None
+    assert RouteAudio("c1", True) in phone.effects and not phone.of(HoldCall)
+
+
+def test_hanging_up_with_a_call_held_and_a_second_answered_transfers_attended():
+    phone = in_call_with_one_held()
+    phone.send(ReplaceHandset(), after=1)
+    down_at = phone.now
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert phone.of(TransferCall) == [TransferCall("c1", replaces="c2")] and not phone.of(EndCall)
+    assert phone.event_types() == ["hook.onhook", "call.ended", "call.ended"]
+    held, other = (event.call for event in phone.events()[1:])
+    assert (
+        held.call_id == "c1"
+        and held.transferred_to.call_id == "c2"
+        and held.transferred_to.remote.number == "66"
+    )
+    assert other.transferred_from.call_id == "c1" and other.disposition == "answered"
+    assert all(event.call.ended_at == down_at for event in phone.events()[1:]), "talk time ends at hook-down"
+    assert phone.state.mode == "idle" and phone.state.held is None
+
+
+def test_hanging_up_with_a_call_held_and_a_second_ringing_transfers_blind():
+    phone = in_holding()
+    for key in "66#":
+        phone.send(PressKey(key))
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert phone.of(EndCall) == [EndCall("c2")]
+    assert phone.of(TransferCall) == [TransferCall("c1", number="66")]
+    held, other = (event.call for event in phone.events()[1:])
+    assert held.transferred_to.remote.number == "66" and other.disposition == "cancelled"
+    assert phone.state.mode == "idle"
+
+
+def test_hanging_up_with_only_a_call_held_ends_it():
+    phone = in_holding()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=0.7)
+    assert phone.of(EndCall) == [EndCall("c1")] and not phone.of(TransferCall)
+
+
+def test_lifted_after_the_window_before_the_timer_is_a_hang_up_then_a_new_line():
+    phone = in_call_with_flash()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(LiftHandset(), after=2)
+    assert EndCall("c1") in phone.effects and phone.state.mode == "dialing"
+    assert phone.event_types() == ["hook.onhook", "call.ended", "hook.offhook"]
+
+
+def test_the_held_party_hanging_up_leaves_the_line_dialing():
+    phone = in_holding()
+    phone.send(CallEnded("c1", 200, "BYE", by_remote=True))
+    assert phone.state.mode == "dialing" and phone.state.held is None
+    assert phone.event_types() == ["call.ended"] and ShowText("") in phone.effects
+
+
+def test_without_a_flash_window_the_on_hook_hangs_up_at_once():
+    phone = in_call_outbound()
+    phone.send(ReplaceHandset())
+    assert EndCall("c1") in phone.effects and phone.state.mode == "idle"
+
+
+# --- call waiting -----------------------------------------------------------------------------------
+
+
+def test_a_call_during_a_call_waits_with_a_tone_and_the_caller_shown():
+    phone = in_call_with_one_waiting()
+    assert phone.event_types() == ["call.incoming"] and not phone.of(EndCall)
+    assert PlayTone("call_waiting") in phone.effects and ShowText("Waiting: Bob") in phone.effects
+    assert SetLed("line", "blink") in phone.effects and not phone.of(Ring)
+    assert outputs_of(phone.state).audio_call == "c1" and outputs_of(phone.state).microphone
+
+
+def test_flash_answers_the_waiting_call_and_holds_the_other_then_swaps():
+    phone = in_call_with_one_waiting()
+    flash(phone)
+    assert [type(e) for e in phone.effects[:4]] == [CancelTimer, HoldCall, AnswerCall, Emit]
+    assert HoldCall("c1") in phone.effects and AnswerCall("in2") in phone.effects
+    assert phone.event_types() == ["call.answered"] and phone.events()[0].call.call_id == "in2"
+    assert phone.state.call.call_id == "in2" and phone.state.held.call_id == "c1"
+    assert RouteAudio("in2", True) in phone.effects and outputs_of(phone.state).tone is None
+    flash(phone)
+    assert phone.state.call.call_id == "c1" and phone.state.held.call_id == "in2"
+
+
+def test_the_waiting_caller_giving_up_is_a_missed_call():
+    phone = in_call_with_one_waiting()
+    phone.send(CallEnded("in2", 487, "Request Terminated", by_remote=True))
+    (ended,) = phone.events()
+    assert ended.call.disposition == "missed" and phone.state.waiting is None
+    assert PlayTone(None) in phone.effects and SetLed("message", "on") in phone.effects
+    assert phone.state.mode == "in_call" and ShowText("55") in phone.effects
+
+
+def test_the_crm_declines_the_waiting_call():
+    phone = in_call_with_one_waiting()
+    phone.send(Hangup("h2", call_id="in2"))
+    assert EndCall("in2", DECLINE_CODE) in phone.effects and phone.reply().ok
+    (ended,) = phone.events()
+    assert ended.call.disposition == "rejected" and phone.state.call.call_id == "c1"
+
+
+def test_hanging_up_after_taking_a_waiting_call_ends_both_no_transfer():
+    phone = in_call_with_one_waiting()
+    flash(phone)
+    flash(phone)  # swapped back to the first call
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert {e.call_id for e in phone.of(EndCall)} == {"c1", "in2"} and not phone.of(TransferCall)
+
+
+def test_hanging_up_with_a_call_waiting_rings_it():
+    phone = in_call_with_one_waiting()
+    phone.send(ReplaceHandset(), after=1)
+    phone.send(TimerFired("hook_flash"), after=1)
+    assert EndCall("c1") in phone.effects and phone.state.mode == "ringing_in"
+    assert phone.state.call.call_id == "in2" and Ring("normal") in phone.effects
+    phone.send(LiftHandset())
+    assert AnswerCall("in2") in phone.effects
+
+
+def test_the_other_call_ending_leaves_the_waiting_one_to_a_flash():
+    phone = in_call_with_one_waiting()
+    phone.send(CallEnded("c1", 200, "BYE", by_remote=True))
+    assert phone.state.mode == "ended" and phone.state.waiting.call_id == "in2"
+    flash(phone)
+    assert AnswerCall("in2") in phone.effects and not phone.of(HoldCall)
+    assert phone.state.mode == "in_call" and phone.state.held is None
+
+
+@pytest.mark.parametrize("settings", [{"call_waiting": False}, {"call_waiting": True, "hook_flash_max_s": 0}])
+def test_without_call_waiting_a_second_call_gets_486(settings):
+    phone = registered_phone(**settings)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    phone.send(IncomingCall("in2", "sip-in2", BOB))
+    if settings["call_waiting"]:  # waiting works without a flash window too (the CRM can decline it)
+        assert phone.state.waiting is not None
+    else:
+        assert EndCall("in2", 486) in phone.effects and phone.state.waiting is None

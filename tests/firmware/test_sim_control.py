@@ -29,6 +29,9 @@ class RecordingPanel:
     def press(self, key: str) -> None:
         self.actions.append(key)
 
+    def flash(self, seconds: float | None = None) -> None:
+        self.actions.append("flash" if seconds is None else f"flash {seconds:g}")
+
 
 @pytest.fixture
 def panel() -> RecordingPanel:
@@ -59,9 +62,11 @@ def test_hook_keys_and_state(socket_path: Path, panel: RecordingPanel) -> None:
     with SimClient(socket_path) as client:
         client.hook(True)
         client.keys("1002#")
+        client.flash()
+        client.flash(0.3)
         client.hook(False)
         assert client.state()["phone_state"] == "idle"
-    assert panel.actions == ["lift", "1", "0", "0", "2", "#", "replace"]
+    assert panel.actions == ["lift", "1", "0", "0", "2", "#", "flash", "flash 0.3", "replace"]
 
 
 @pytest.mark.parametrize(
@@ -73,6 +78,9 @@ def test_hook_keys_and_state(socket_path: Path, panel: RecordingPanel) -> None:
         (b'{"op": "keys", "keys": "12a"}\n', "0-9"),
         (b'{"op": "keys"}\n', "0-9"),
         (b'{"op": "hook", "state": "sideways"}\n', "'up' or 'down'"),
+        (b'{"op": "flash", "seconds": 0}\n', "above 0 and at most 5"),
+        (b'{"op": "flash", "seconds": true}\n', "above 0 and at most 5"),
+        (b'{"op": "flash", "seconds": 60}\n', "above 0 and at most 5"),
         (b'{"op": "watch"}\n', "'since' must be a version"),
         (b'{"op": "watch", "since": 0, "timeout": 3600}\n', "'timeout' must be"),
         (b'{"op": "keys", "keys": "' + b"1" * 5000 + b'"}\n', "longer than"),
@@ -100,13 +108,13 @@ def test_client_raises_control_error_with_the_reason(socket_path: Path) -> None:
 def test_the_console_drives_the_panel_from_typed_lines(socket_path: Path, panel: RecordingPanel) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "firmware.cli", "sim", "--socket", str(socket_path), "console"],
-        input="u\n1002#\nx\nd\nq\n",
+        input="u\n1002#\nf\nx\nd\nq\n",
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert panel.actions == ["lift", "1", "0", "0", "2", "#", "replace"]
+    assert panel.actions == ["lift", "1", "0", "0", "2", "#", "flash", "replace"]
     assert "[idle]" in result.stdout  # the state line
     assert "commands:" in result.stdout  # "x" is not a command: the help is shown again
 

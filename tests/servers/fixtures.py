@@ -75,6 +75,7 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
         password: str = "pw",
         auto_answer: bool = True,
         source_wav: Path | None = None,
+        via_registrar: bool = False,
         media_encryption: str = "",
         codecs: str | None = None,
     ) -> Baresip:
@@ -86,6 +87,7 @@ def baresip_factory(kamailio: Kamailio, tmp_path: Path, tone_wav: Path) -> Itera
             registrar=f"{kamailio.host}:{kamailio.port}",
             auto_answer=auto_answer,
             source_wav=source_wav or tone_wav,
+            via_registrar=via_registrar,
             media_encryption=media_encryption,
         )
         if codecs is not None:
