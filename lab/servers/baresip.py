@@ -190,11 +190,12 @@ class Baresip:
         raise RuntimeError(f"baresip did not register; log:\n{self.log_text()[-3000:]}")
 
     def _read_loop(self) -> None:
-        assert self._sock is not None
+        sock = self._sock  # stop() sets the attribute to None while this thread may still be reading
+        assert sock is not None
         buf = b""
         while True:
             try:
-                chunk = self._sock.recv(4096)
+                chunk = sock.recv(4096)
             except OSError:
                 return
             if not chunk:
