@@ -19,9 +19,11 @@ It runs on the thread that polls pjsip's ioqueue: the ``sip`` thread (``threadCn
 from __future__ import annotations
 
 import ctypes
+import importlib
 import ipaddress
 import logging
 from collections.abc import Callable
+from types import ModuleType
 
 import pjsua2  # noqa: F401  (loads the library whose symbols are used below)
 
@@ -92,10 +94,19 @@ class _Module(ctypes.Structure):  # pjsip_module
     ]
 
 
-def _library() -> ctypes.CDLL:
-    import pjsua2._pjsua2 as native  # the SWIG extension that carries pjproject
+def _native_module() -> ModuleType:
+    """The SWIG extension that carries pjproject: inside the package in PyPI's x86_64 wheel,
+    top-level beside ``pjsua2.py`` in upstream's layout (our aarch64 wheel)."""
+    for name in ("pjsua2._pjsua2", "_pjsua2"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise OSError("the pjsua2 binding's native module _pjsua2 was not found")
 
-    lib = ctypes.CDLL(native.__file__)
+
+def _library() -> ctypes.CDLL:
+    lib = ctypes.CDLL(_native_module().__file__)
     lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
     lib.pjsip_endpt_register_module.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Module)]
     lib.pjsip_endpt_unregister_module.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Module)]
