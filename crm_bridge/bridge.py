@@ -265,14 +265,17 @@ class CrmBridge:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         with self._lock:
-            self._connected = False
+            was_connected, self._connected = self._connected, False
             stopping = self._stopping
             tls_error, self._tls_read_error = self._tls_read_error, None
             refused, self._refused = self._refused, False
         if stopping or refused:
             return
+        dropped_handshake = None if was_connected else diagnosis.describe_dropped_handshake(self.settings)
         if tls_error is not None:
             self._outage(diagnosis.describe_tls_text(tls_error, self.settings))
+        elif dropped_handshake is not None:
+            self._outage(dropped_handshake)
         else:
             self._outage(f"lost the broker connection ({reason})")
 

@@ -65,6 +65,18 @@ def describe_tls_text(text: str, settings: MqttSettings) -> str:
     return f"TLS: {text.strip()}"  # e.g. the broker ended the TLS session
 
 
+def describe_dropped_handshake(settings: MqttSettings) -> str | None:
+    """The reason for a TLS connection the broker closed before its CONNACK with no SSL error read.
+
+    Under TLS 1.3 the broker's verdict on the client certificate arrives after the handshake; when it
+    closes the socket before paho has read the alert, all that is seen is a lost connection. Without
+    a client certificate that is the same refusal as the alert would have said.
+    """
+    if settings.tls and settings.client_cert is None:
+        return describe_tls_text("CERTIFICATE_REQUIRED", settings)
+    return None
+
+
 def is_tls_error_text(text: str) -> bool:
     """Whether a line of paho's log reports an SSL error (what ``describe_tls_text`` reads)."""
     return "[SSL" in text

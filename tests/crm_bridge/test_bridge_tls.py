@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crm_bridge import CrmBridge, MqttSettings
-from crm_bridge.diagnosis import describe, describe_tls_text
+from crm_bridge.diagnosis import describe, describe_dropped_handshake, describe_tls_text
 from firmware.commands import Dial
 from firmware.events import Event
 from lab.servers.certs import CertFiles, TestCa
@@ -119,6 +119,17 @@ def test_reasons_name_what_to_fix() -> None:
         "failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca",
         MqttSettings(tls=True, client_cert="/c.pem", client_key="/c.key"),
     )
+
+
+def test_a_tls_link_dropped_before_connack_without_a_certificate_is_the_missing_certificate() -> None:
+    # The broker closed the socket before paho read its alert: the same reason as the alert would give.
+    alert = "failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] certificate required"
+    without = MqttSettings(tls=True)
+    assert describe_dropped_handshake(without) == describe_tls_text(alert, without)
+    assert "requires a client certificate" in (describe_dropped_handshake(without) or "")
+    with_certificate = MqttSettings(tls=True, client_cert="/c.pem", client_key="/c.key")
+    assert describe_dropped_handshake(with_certificate) is None
+    assert describe_dropped_handshake(MqttSettings()) is None
 
 
 @pytest.mark.e2e
