@@ -14,7 +14,7 @@ pyver=$("$here/inroot.sh" "$root" python3 -c 'import sys; print("%d.%d" % sys.ve
 mkdir -p "$work/test-wheels"
 "$PYTHON" -m pip download -q --only-binary :all: --implementation cp --python-version "$pyver" \
     --platform manylinux_2_34_aarch64 --platform manylinux2014_aarch64 --platform linux_aarch64 \
-    -d "$work/test-wheels" pytest pytest-timeout hypothesis numpy jsonschema pyyaml
+    -d "$work/test-wheels" pytest pytest-timeout hypothesis numpy jsonschema pyyaml cryptography
 rm -rf "$root/src" "$root/wheels"
 mkdir -p "$root/src" "$root/wheels"
 (cd "$repo" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -xf - -C "$root/src"
@@ -24,7 +24,7 @@ pip_wheel=$(cd "$root/wheels" && ls pip-*.whl | head -n1)
     set -e
     python3 -m venv --without-pip /opt/testvenv
     /opt/testvenv/bin/python /wheels/$pip_wheel/pip install -q --no-index --find-links /wheels \
-        pip pjsua2 pyalsaaudio gpiozero paho-mqtt pytest pytest-timeout hypothesis numpy jsonschema pyyaml
+        pip pjsua2 pyalsaaudio gpiozero paho-mqtt pytest pytest-timeout hypothesis numpy jsonschema pyyaml cryptography
 "
 # The host's network: the tests' servers listen on 127.0.0.1 and the root shares it.
 exec "$here/inroot.sh" "$root" /bin/bash -c "
