@@ -39,6 +39,9 @@ def _bs_event(kind: str):  # type: ignore[no-untyped-def]
     return lambda m: m.topic == BS_EVENT and m.payload.get("type") == kind
 
 
+INCOMING_SPACING_S = 0.3
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
@@ -50,7 +53,12 @@ def incoming_cycles(lab: Lab, system: str, n: int) -> dict[str, list[float]]:
     assert far is not None and crm is not None
     pops: list[float] = []
     ends: list[float] = []
+    next_dial = 0.0
     for _ in range(n):
+        # Paced below the phone's INVITE admission rate (sip_stack.admission: 4 new calls/s, burst 4):
+        # back-to-back cycles (~20/s) would measure its 486 refusals, not a screen pop.
+        time.sleep(max(0.0, next_dial - time.monotonic()))
+        next_dial = time.monotonic() + INCOMING_SPACING_S
         far.clear_events()
         mark = crm.mark()
         if system == "ours":
