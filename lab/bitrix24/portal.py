@@ -26,12 +26,12 @@ from urllib.parse import parse_qsl
 
 import httpx
 import trustme
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from lab.servers.asgi import ThreadedServer
 from lab.servers.ports import LOOPBACK, free_port
 
 from .methods import METHODS, ApiError, PortalState
@@ -85,8 +85,7 @@ class FakePortal:
         self._bucket = 0.0
         self._bucket_at = time.monotonic()
         self._lock = threading.RLock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         ca = trustme.CA()
         cert = ca.issue_cert(LOOPBACK, "localhost")
         self.ca_file = self.dir / "portal-ca.pem"
@@ -113,30 +112,13 @@ class FakePortal:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> None:
-        config = uvicorn.Config(
-            self.app,
-            host=LOOPBACK,
-            port=self.port,
-            ssl_certfile=str(self._cert_file),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-bitrix24", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the fake portal did not start on port {self.port}")
-            time.sleep(0.02)
+        self._server = ThreadedServer(self.app, self.port, "fake-bitrix24", ssl_certfile=str(self._cert_file))
+        self._server.start(timeout)
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
 
     # --- what a person does in the portal -----------------------------------------------------
 

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lab.servers.asgi import ThreadedServer
 from lab.servers.ports import LOOPBACK, free_port
 
 
@@ -36,8 +36,7 @@ class WebhookReceiver:
         self.deliveries: list[Delivery] = []
         self.fail_next = 0
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
         self.app = Starlette(routes=[Route("/deskphone/calls", self._receive, methods=["POST"])])
 
     def accepted(self) -> list[dict[str, Any]]:
@@ -65,21 +64,10 @@ class WebhookReceiver:
         return JSONResponse({"ok": status == 200}, status_code=status)
 
     def start(self, timeout: float = 10.0) -> None:
-        config = uvicorn.Config(
-            self.app, host=LOOPBACK, port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="webhook-crm", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the webhook receiver did not start on port {self.port}")
-            time.sleep(0.02)
+        self._server = ThreadedServer(self.app, self.port, "webhook-crm")
+        self._server.start(timeout)
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server = self._thread = None
+            self._server.stop()
+        self._server = None
