@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.sim_control import SimClient
+from lab.servers import process
 from lab.servers.baresip import Baresip
 from lab.servers.files import read_log, write_private
 from lab.servers.ports import LOOPBACK, free_port
@@ -203,21 +203,10 @@ class PhoneProcess:
             with contextlib.suppress(OSError):
                 self._client.close()
             self._client = None
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return process.terminate(self.proc, timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        process.kill(self.proc)
         if self._client is not None:
             with contextlib.suppress(OSError):
                 self._client.close()
