@@ -69,6 +69,10 @@ class PhoneCore:
         self.timers = Timers(self.post)
         self.inputs_handled = 0
 
+    def add_reporter(self, reporter: Reporter) -> None:
+        """One more receiver of events and replies; only before :meth:`run`."""
+        self._reporters.append(reporter)
+
     def post(self, item: Input | TimerExpiry) -> None:
         """Hand an input to the core; safe from any thread, never blocks."""
         self._inbox.put(item)
