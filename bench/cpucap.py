@@ -31,12 +31,12 @@ def available() -> bool:
 
 
 class CpuCap:
-    def __init__(self, cores: float) -> None:
+    def __init__(self, cores: float, name: str = "") -> None:
         root = _root()
         if root is None:
             raise RuntimeError("no cgroup cpu controller on this machine")
         self._root, self._version = root
-        self.path = self._root / f"deskphone-bench-{os.getpid()}"
+        self.path = self._root / f"deskphone-bench-{os.getpid()}{'-' + name if name else ''}"
         self.path.mkdir(exist_ok=True)
         quota = int(cores * _PERIOD_US)
         if self._version == 2:

@@ -202,6 +202,7 @@ class Lab:
         self.crm: Crm | None = None
         self.device_id = "desk-bench"
         self._starts = 0
+        self._users_lock = threading.Lock()
 
     @property
     def registrar(self) -> str:
@@ -229,26 +230,63 @@ class Lab:
             registrar=self.registrar,
             auto_answer=False,
             source_wav=self.far_wav,
+            idle_player=True,
         )
         self.far.start()
 
+    def add_user(self, user: str, password: str) -> None:
+        """A registrar account; from any thread (the long calls start their phones at the same time)."""
+        with self._users_lock:
+            self.kam.add_user(user, password)
+
     def start_ours(self, extra: str = "") -> PhoneProcess:
+        self.ours = self.start_phone(OURS_USER, self.device_id, extra)
+        return self.ours
+
+    def start_phone(self, user: str, device_id: str, extra: str = "") -> PhoneProcess:
+        """One more of our phones (``ours`` is one), extension ``user``, on the lab's broker."""
         self._starts += 1
         workdir = self.dir / f"ours-{self._starts}"
+        if user != OURS_USER:
+            self.add_user(user, PHONE_PASSWORD)
         text = phone_config_text(
             workdir,
             self.registrar,
             free_port(),
-            device_id=self.device_id,
+            device_id=device_id,
+            user=user,
             mqtt_port=self.broker.port,
             mic_file=self.mic_wav,
             extra=extra,
         )
         text = text.replace('level = "DEBUG"', 'level = "INFO"')
         sip_port = int(text.split("local_port = ")[1].split("\n")[0])
-        self.ours = PhoneProcess(workdir, text, sip_port)
-        self.ours.start()
-        return self.ours
+        phone = PhoneProcess(workdir, text, sip_port)
+        phone.start()
+        return phone
+
+    def start_far_end(
+        self,
+        user: str,
+        *,
+        auto_answer: bool,
+        codecs: str = "G722/16000/1,PCMA,PCMU",
+        idle_player: bool = True,
+    ) -> TimedBaresip:
+        """One more far end (a baresip playing the far end's marks, its player idle)."""
+        self.add_user(user, f"pw{user}")
+        far = TimedBaresip(
+            self.dir / f"far-{user}",
+            user=user,
+            password=f"pw{user}",
+            registrar=self.registrar,
+            auto_answer=auto_answer,
+            source_wav=self.far_wav,
+            codecs=codecs,
+            idle_player=idle_player,
+        )
+        far.start()
+        return far
 
     def wait_ours_registered(self, timeout: float = 15.0) -> None:
         assert self.ours is not None

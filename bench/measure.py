@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from bench.lab import (
     mark_onsets,
     proc_stat,
 )
+from lab.servers.phone import PhoneProcess
 from lab.sniff import Packet, Sniffer, rtp_payload, ulaw_decode
 
 logger = logging.getLogger("bench")
@@ -160,6 +163,15 @@ def _call_down(lab: Lab, system: str) -> None:
     time.sleep(0.3)
 
 
+def baresip_call(lab: Lab, seconds: float) -> dict[str, float]:
+    """baresip-as-the-phone in a G.722 call with ``lab.far`` for ``seconds``: CPU (s/min) and RSS."""
+    assert lab.bs is not None
+    _call_up(lab, "bs")
+    cpu, rss = _window({"bs": lab.bs.pid}, seconds)["bs"]
+    _call_down(lab, "bs")
+    return {"call_s": seconds, "cpu_s_per_min": round(cpu, 3), "rss_mib": round(rss / 1024, 1)}
+
+
 def cpu_and_memory(lab: Lab, window_s: float) -> dict[str, dict[str, float]]:
     """CPU seconds per minute and RSS (MiB), idle-registered and in a G.722 call, both systems."""
     assert lab.ours is not None and lab.ours.proc is not None and lab.bs is not None
@@ -260,9 +272,10 @@ def startup(lab: Lab, sniffer: Sniffer | None, reps: int) -> dict[str, dict[str,
 
 
 # ---- soak ------------------------------------------------------------------------------------------
-def soak(lab: Lab, system: str, n: int) -> dict[str, Any]:
-    """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at 1, n/2, n."""
-    far, crm = lab.far, lab.crm
+def soak(lab: Lab, system: str, n: int, far: TimedBaresip | None = None) -> dict[str, Any]:
+    """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at 1, n/2, n.
+    ``far`` (default ``lab.far``): a far end of this soak's own, so that two soaks can run at once."""
+    far, crm = far or lab.far, lab.crm
     assert far is not None and crm is not None
     checkpoints = sorted({1, max(1, n // 2), n})
     samples: dict[int, tuple[int, int]] = {}
@@ -285,7 +298,7 @@ def soak(lab: Lab, system: str, n: int) -> dict[str, Any]:
             else:
                 phone.client.hook(True)
                 phone.wait_mode("dialing")
-                phone.client.keys(FAR_USER + "#")
+                phone.client.keys(far.user + "#")
                 far.wait_for_event("CALL_INCOMING")
                 far.send_command("accept")
                 far.wait_for_event("CALL_ESTABLISHED")
@@ -305,7 +318,7 @@ def soak(lab: Lab, system: str, n: int) -> dict[str, Any]:
             else:
                 crm.publish(
                     f"/{BS_BASETOPIC}/command/soak{i}",
-                    {"command": "dial", "params": lab.uri(FAR_USER), "token": f"soak{i}"},
+                    {"command": "dial", "params": lab.uri(far.user), "token": f"soak{i}"},
                 )
                 far.wait_for_event("CALL_INCOMING")
                 far.send_command("accept")
@@ -366,35 +379,50 @@ class _RtpWatch:
             self._last_loud[direction] = p.t
 
 
-def _fit_t0(polls: list[tuple[float, float, int]], frame_s: float) -> float:
-    """T0 such that frame k completes at T0 + k*frame_s, from (before, after, count) polls."""
-    lo = max(ta - n * frame_s for ta, _, n in polls)
-    hi = min(tb - (n - 1) * frame_s for _, tb, n in polls)
-    return (lo + hi) / 2
+def _fd_of(pid: int, suffix: str) -> str | None:
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").endswith(suffix):
+                return fd
+    return None
 
 
-def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresip) -> dict[str, Any]:
-    """One call from our phone to a PCMU far end; marked bursts both ways; delays and counters."""
-    phone = lab.ours
-    assert phone is not None
-    media_lo = int(phone.config_text.split("media_port = ")[1].split("\n")[0])
-    watch = _RtpWatch(media_lo, media_lo + 100)
-    frame_s = 0.02
-    polls_in: list[tuple[float, float, int]] = []
-    polls_out: list[tuple[float, float, int]] = []
+def _fd_pos(pid: int, fd: str) -> int:
+    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+        if line.startswith("pos:"):
+            return int(line.split()[1])
+    raise ValueError("no pos in fdinfo")
+
+
+def audio_path(
+    lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresip, phone: PhoneProcess | None = None
+) -> dict[str, Any]:
+    """One call from our phone (``lab.ours`` unless given) to a PCMU far end; marked bursts both ways;
+    delays, counters, and the phone's CPU (s/min) and RSS over the call."""
+    phone = phone or lab.ours
+    assert phone is not None and phone.proc is not None
+    media_lo = phone.media_port
+    watch = _RtpWatch(media_lo, media_lo + 100)  # pjsua takes each call's ports further up its range
     stop = threading.Event()
+
+    ear_written: list[tuple[float, int]] = []  # (time, size of the earpiece file)
+    mic_read: list[tuple[float, int]] = []  # (time, read position in the mic copy)
+    pid = phone.proc.pid
+    mic_fd = _fd_of(pid, ".mic.raw")
 
     def poll() -> None:
         from firmware.sim_control import SimClient
 
         client = SimClient(phone.socket_path)
         while not stop.is_set():
-            ta = time.monotonic()
-            audio = client.state()["audio"]
-            tb = time.monotonic()
-            polls_in.append((ta, tb, audio["frames_in"]))
-            polls_out.append((ta, tb, audio["frames_out"]))
-            time.sleep(0.013)
+            client.state()  # the phone's view is polled as before, so the load on the phone stays the same
+            with contextlib.suppress(OSError):
+                size = phone.earpiece_path.stat().st_size
+                ear_written.append((time.monotonic(), size))
+            if mic_fd is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    mic_read.append((time.monotonic(), _fd_pos(pid, mic_fd)))
+            time.sleep(0.005)
         client.close()
 
     before = phone.state()
@@ -408,7 +436,9 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         phone.wait_mode("dialing")
         phone.client.keys(far_pcmu.user + "#")
         far_pcmu.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        cpu0, _, _ = proc_stat(phone.proc.pid)
         time.sleep(seconds)
+        cpu1, rss, _ = proc_stat(phone.proc.pid)
         phone.client.hook(False)
         phone.wait_mode("idle")
         time.sleep(0.5)
@@ -417,22 +447,20 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
         poller.join(2)
         sniffer.remove(watch)
     after = phone.state()
-    # The audio thread runs while the handset is up; each lift opens the PCMs again (the mic file plays
-    # from its start, the earpiece file is appended to, after a few frames of PCM prefill). Frame
-    # counters are cumulative, so this call's earpiece samples are those after ``ear_start``.
-    c0_in, c0_out = before["audio"]["frames_in"], before["audio"]["frames_out"]
-    t0_in = _fit_t0([p for p in polls_in if p[2] > c0_in + 1], frame_s)
-    t0_out = _fit_t0([p for p in polls_out if p[2] > c0_out + 1], frame_s)
-    frame = RATE * 20 // 1000
-    # The capture PCM has read the mic file since the daemon started: mark k starts at sample
-    # (MIC_MARK_OFFSET_S + k * MARK_PERIOD_S) * RATE, in frame f, which the audio thread has read when
-    # its cumulative counter reaches f + 1.
-    c1_in = after["audio"]["frames_in"]
+    # The PCMs stay open across calls (the mic copy is read on, the earpiece file appended to): this
+    # call's earpiece samples are those after ``ear_start``.
+    # When the audio thread read each mic mark: the first look at the capture file's read position
+    # (/proc fdinfo of the mic copy the ALSA file plugin reads) past the mark's first sample.
     mic_marks = []
-    for k in range(int(c1_in * frame_s / MARK_PERIOD_S) + 2):
-        f = int((MIC_MARK_OFFSET_S + k * MARK_PERIOD_S) * RATE) // frame
-        if c0_in <= f < c1_in:
-            mic_marks.append(t0_in + (f + 1) * frame_s)
+    k = 0
+    while mic_read:
+        offset = int((MIC_MARK_OFFSET_S + k * MARK_PERIOD_S) * RATE) * 2
+        if offset > mic_read[-1][1]:
+            break
+        seen = next((t for t, pos in mic_read if pos > offset), None)
+        if seen is not None and seen > mic_read[0][0]:
+            mic_marks.append(seen)
+        k += 1
     tx_delays = []
     for t_rtp in watch.tx:
         earlier = [t for t in mic_marks if 0 < t_rtp - t < 1.0]
@@ -441,8 +469,14 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
     # RTP received -> earpiece stream
     raw = phone.earpiece_path.read_bytes()[ear_start:]
     ear = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-    prefill = round(len(ear) / frame - (after["audio"]["frames_out"] - c0_out))
-    ear_times = [t0_out + (c0_out + e // frame - prefill) * frame_s for e in mark_onsets(ear)]
+    # When each onset reached the earpiece: the first look at the earpiece file that found it
+    # written (the ALSA file plugin writes what the audio thread plays; looks ~6 ms apart).
+    ear_times = []
+    for e in mark_onsets(ear):
+        offset = ear_start + 2 * e
+        seen = next((t for t, size in ear_written if size > offset), None)
+        if seen is not None:
+            ear_times.append(seen)
     rx_delays = []
     for t_rtp in watch.rx:
         later = [t for t in ear_times if 0 < t - t_rtp < 1.0]
@@ -455,26 +489,15 @@ def audio_path(lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresi
                 counters[f"{group}.{key}"] = value - before.get(group, {}).get(key, 0)
     return {
         "call_s": seconds,
+        "cpu_s_per_min": round((cpu1 - cpu0) / seconds * 60.0, 3),
+        "rss_mib": round(rss / 1024, 1),
         "mic_to_rtp_ms": tx_delays,
         "rtp_to_earpiece_ms": rx_delays,
         "counters": counters,
         "onsets": {"rtp_tx": len(watch.tx), "rtp_rx": len(watch.rx), "earpiece": len(ear_times)},
-        "earpiece_prefill_frames": prefill,
-        "rtp_tx_onsets_after_audio_start_s": [round(t - t0_in - c0_in * frame_s, 3) for t in watch.tx],
-        "rtp_rx_onsets_after_audio_start_s": [round(t - t0_out - c0_out * frame_s, 3) for t in watch.rx],
+        "mic_marks_read": len(mic_marks),
     }
 
 
-def start_pcmu_far_end(lab: Lab, path: Path) -> TimedBaresip:
-    lab.kam.add_user("1004", "pw4")
-    far = TimedBaresip(
-        path,
-        user="1004",
-        password="pw4",
-        registrar=lab.registrar,
-        auto_answer=True,
-        source_wav=lab.far_wav,
-        codecs="PCMU",
-    )
-    far.start()
-    return far
+def start_pcmu_far_end(lab: Lab, user: str = "1004") -> TimedBaresip:
+    return lab.start_far_end(user, auto_answer=True, codecs="PCMU")

@@ -78,6 +78,9 @@ class Baresip:
     srate: int = 16000
     extra_config: str = ""  # more config lines (e.g. baresip's own mqtt module when it is the phone)
     paced_audio: bool = False  # aubridge as source and player: paced by baresip's own timer, no ALSA
+    # A player that never pulls (an aubridge device without its source): the alsa,null player spins a
+    # core in every call. What it receives is then neither played nor recorded (bench far ends).
+    idle_player: bool = False
     # Every request through the registrar, as a phone behind a PBX sends them: a REFER's target such as
     # sip:1003@127.0.0.1 (no port: the domain) then reaches the lab's kamailio, not port 5060.
     via_registrar: bool = False
@@ -132,6 +135,8 @@ class Baresip:
                 f"aufile,{self.source_wav}", "aubridge,bench"
             )
             config += "module\t\t\taubridge.so\n"
+        elif self.idle_player:
+            config = config.replace("alsa,null", "aubridge,nowhere") + "module\t\t\taubridge.so\n"
         (self.workdir / "config").write_text(config + self.extra_config)
         write_private(self.workdir / "accounts", self._account_line() + "\n")
         (self.workdir / "contacts").write_text("")
