@@ -7,7 +7,6 @@ message that completes ``"<section>.<key>: "``. Checks of secrets never put the 
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +41,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # here: hmac loads OpenSSL's hashlib (~4 MiB, ~5 ms), which the phone's start skips
+
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:

@@ -12,7 +12,6 @@ import contextlib
 import gc
 import logging
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -101,7 +100,7 @@ class Daemon:
         state = initial_state(
             PhoneSettings.from_config(
                 config.dialplan,
-                call_id_prefix=f"out-{secrets.token_hex(3)}-",
+                call_id_prefix=f"out-{os.urandom(3).hex()}-",
                 hook_flash_s=self._hook_flash_window(),
                 call_waiting=config.line.call_waiting,
             ),
