@@ -1,8 +1,9 @@
 """The daemon: builds the parts from the config, starts them in dependency order, serves the core
 thread, and stops them in reverse order inside ``finally``.
 
-Start order: storage, board and pins, (sim) ALSA config and panel, hardware, SIP user agent, audio
-path, CRM bridge (when configured), input callbacks, (sim) control socket; then READY for systemd.
+Start order: storage, SIP user agent (its REGISTER first: the rest is imported after it), board and
+pins, (sim) ALSA config and panel, hardware, core and timers, CRM bridge (when configured), audio path,
+input callbacks, (sim) control socket; then READY for systemd.
 An initialisation error prints one clear line and exits 1.
 """
 
@@ -16,21 +17,21 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import board as boards
-import hal
 import sip_stack
 from firmware import __version__, systemd
 from firmware import commands as cmd
-from firmware.actuators import PhoneActuators
 from firmware.config import Config, config_warnings, load_config_or_report
-from firmware.core import PhoneCore
 from firmware.events import CallRecord
 from firmware.logs import configure as configure_logging
-from firmware.phone import PhoneSettings, PhoneState, initial_state
 from firmware.reporters import LogReporter, RecentEvents
-from firmware.sip_inputs import to_input
+
+if TYPE_CHECKING:
+    import hal
+    from firmware.core import PhoneCore
+    from firmware.phone import PhoneState
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Daemon:
         self._published_status: tuple[bool, str] | None = None
         self.recent = RecentEvents(config.device.id)
         self.core: PhoneCore | None = None
+        self._early_lock = threading.Lock()
+        self._early_sip: list[sip_stack.SipEvent] = []
         self.hardware: Any = None
         self.sip: Any = None
         self.bridge: Any = None
@@ -83,6 +86,20 @@ class Daemon:
         storage = config.storage.dir
         storage.mkdir(parents=True, exist_ok=True, mode=0o700)
 
+        # The line first: the REGISTER goes out before the rest is imported and built (gpiozero, the
+        # state machine, the CRM bridge). What the sip thread reports meanwhile waits for the core.
+        self.sip = sip_stack.UserAgent(self._sip_settings(), self._on_sip_event)
+        try:
+            self.sip.start()
+        except RuntimeError as exc:
+            raise StartupError(str(exc)) from exc
+        self._parts.callback(self.sip.stop)
+
+        import hal
+        from firmware.actuators import PhoneActuators
+        from firmware.core import PhoneCore
+        from firmware.phone import PhoneSettings, initial_state
+
         factory = hal.make_pin_factory(config.board.pin_factory)
         self._parts.callback(factory.close)
         audio_settings = self._audio_settings()
@@ -107,25 +124,22 @@ class Daemon:
             dnd=config.sip.do_not_disturb,
             off_hook=self.hardware.hook.is_off_hook,
         )
-        # Parts are made before anything starts, so that every callback finds its receiver; the core
-        # serves its inbox only from serve(), so the CRM bridge may join its reporters late.
-        self.sip = sip_stack.UserAgent(self._sip_settings(), self._on_sip_event)
+        # The core serves its inbox only from serve(), so the CRM bridge may join its reporters later.
         actuators = PhoneActuators(self.hardware, self.sip)
-        self.core = PhoneCore(state, actuators, [LogReporter(), self.recent], on_state=self._on_state)
+        core = PhoneCore(state, actuators, [LogReporter(), self.recent], on_state=self._on_state)
         self._state = state
-        self.core.timers.start()
-        self._parts.callback(self.core.timers.stop)
-
-        try:
-            self.sip.start()
-        except RuntimeError as exc:
-            raise StartupError(str(exc)) from exc
-        self._parts.callback(self.sip.stop)
-        # The REGISTER is out: now the bridge (paho's import, the outbox's open and fsyncs).
+        core.timers.start()
+        self._parts.callback(core.timers.stop)
+        with self._early_lock:
+            self.core = core
+            early, self._early_sip = self._early_sip, []
+        for event in early:
+            self._post_sip_event(event)
+        # Now the bridge (paho's import, the outbox's open and fsyncs).
         if config.mqtt.enabled:
             self.bridge = self._make_bridge()
             self._parts.callback(self.bridge.stop)  # closes the outbox even if it never started
-            self.core.add_reporter(self.bridge)
+            core.add_reporter(self.bridge)
 
         self.hardware.audio.start(
             self.sip.audio.read_earpiece_frame,
@@ -171,6 +185,15 @@ class Daemon:
     # -- wiring ---------------------------------------------------------------------------------------
 
     def _on_sip_event(self, event: sip_stack.SipEvent) -> None:
+        with self._early_lock:
+            if self.core is None:  # start-up: the line is up before the core exists
+                self._early_sip.append(event)
+                return
+        self._post_sip_event(event)
+
+    def _post_sip_event(self, event: sip_stack.SipEvent) -> None:
+        from firmware.sip_inputs import to_input
+
         assert self.core is not None
         self.core.post(to_input(event, self.config.sip.trusted_pbx))
 
@@ -244,6 +267,8 @@ class Daemon:
     # -- settings -------------------------------------------------------------------------------------
 
     def _audio_settings(self) -> hal.AudioSettings:
+        import hal
+
         audio = self.config.audio
         capture = audio.capture_device or None
         playback = audio.playback_device or None
