@@ -410,12 +410,8 @@ def audio_path(
     pid = phone.proc.pid
     mic_fd = _fd_of(pid, ".mic.raw")
 
-    def poll() -> None:
-        from firmware.sim_control import SimClient
-
-        client = SimClient(phone.socket_path)
+    def poll() -> None:  # looks at files only: the phone is not asked anything meanwhile
         while not stop.is_set():
-            client.state()  # the phone's view is polled as before, so the load on the phone stays the same
             with contextlib.suppress(OSError):
                 size = phone.earpiece_path.stat().st_size
                 ear_written.append((time.monotonic(), size))
@@ -423,7 +419,6 @@ def audio_path(
                 with contextlib.suppress(OSError, ValueError):
                     mic_read.append((time.monotonic(), _fd_pos(pid, mic_fd)))
             time.sleep(0.005)
-        client.close()
 
     before = phone.state()
     ear_start = phone.earpiece_path.stat().st_size if phone.earpiece_path.exists() else 0
