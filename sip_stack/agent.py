@@ -11,10 +11,14 @@ Threads:
 - The caller's threads: the public methods only put a job on a queue and return.
 
 Call objects are held in a registry keyed by our call id and dropped on the ``sip`` thread after
-DISCONNECTED; everything is collected before ``libDestroy``. Every incoming INVITE is judged by
-``sip_stack.admission`` before pjsua creates anything for it: ``sip_stack.prefilter`` answers refused
-ones statelessly; should that filter be off, ``onSelectAccount`` hands them to a second account with
-socket-less loop media that answers them at once (403/404/486).
+DISCONNECTED. Teardown deletes every pjsua2 object on the ``sip`` thread in a fixed order before
+``libDestroy`` (hold tones, calls, the tone generator, the bridge port, the accounts);
+``sip_stack.lifetimes`` tracks them, so none is destroyed later or on another thread.
+
+Every incoming INVITE is judged by ``sip_stack.admission`` before pjsua creates anything for it:
+``sip_stack.prefilter`` answers refused ones statelessly; should that filter be off,
+``onSelectAccount`` hands them to a second account with socket-less loop media that answers them at
+once (403/404/486).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pjsua2 as pj
 
@@ -35,6 +39,7 @@ from sip_stack import events, memory, sipmsg
 from sip_stack.admission import BUSY, Admission, Refusal
 from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
+from sip_stack.lifetimes import PjObjects
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
 from sip_stack.settings import SipSettings
@@ -69,6 +74,7 @@ _SRTP = {
 }
 
 EventCallback = Callable[[events.SipEvent], None]
+_T = TypeVar("_T")
 
 
 class UserAgent:
@@ -97,6 +103,7 @@ class UserAgent:
         self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
         # Owned by the sip thread only:
         self._ep: pj.Endpoint | None = None
+        self._pj_objects: PjObjects | None = None
         self._account: SipAccount | None = None
         self._refusal_account: RefusalAccount | None = None
         self._pending_refusal: Refusal | None = None
@@ -263,8 +270,15 @@ class UserAgent:
             logger.warning("registration retry failed to start: %s", _error_text(exc))
             self._reg_retry_at = time.monotonic() + self.settings.retry_interval_s
 
+    def _track(self, obj: _T, what: str) -> _T:
+        """On the sip thread: register a pjsua2 object that must be gone before ``libDestroy``."""
+        if self._pj_objects is not None:
+            self._pj_objects.track(obj, what)
+        return obj
+
     def _create_endpoint(self) -> None:
         s = self.settings
+        self._pj_objects = PjObjects()
         ep = SipEndpoint(self)
         self._ep = ep
         ep.libCreate()
@@ -312,9 +326,9 @@ class UserAgent:
         self._media_clock_running = False
         self._set_codecs()
 
-        self._port = BridgePort(self.audio)
+        self._port = self._track(BridgePort(self.audio), "AudioMediaPort (the audio bridge)")
         self._port.create()
-        self._tone_gen = pj.ToneGenerator()
+        self._tone_gen = self._track(pj.ToneGenerator(), "ToneGenerator (local tones)")
         self._tone_gen.createToneGenerator(s.clock_rate, 1)
         # The tone generator is connected to the port only while a tone plays: with nothing connected
         # pjsua closes the (null) sound device after sndAutoCloseTime, and the media clock sleeps
@@ -403,18 +417,27 @@ class UserAgent:
                     break
                 self._run_pending_jobs()
                 ep.libHandleEvents(_PUMP_MS)
-            self._calls.clear()
-            for account in (self._refusal_account, self._account):
-                if account is None:
-                    continue
-                try:
-                    account.shutdown()
-                except Exception as exc:
-                    logger.warning("account shutdown: %s", _error_text(exc))
-                for _ in range(20):  # let the un-REGISTER go out
-                    ep.libHandleEvents(_PUMP_MS)
+            self._drop_all_calls()  # ~Call hangs up one still up, before its account goes
+            self._unregister(ep)
         finally:
             self._destroy_endpoint()
+
+    def _drop_all_calls(self) -> None:
+        for call in self._calls.values():
+            call.hold_tone = None  # its conference port goes before the call's media
+        self._calls.clear()
+
+    def _unregister(self, ep: pj.Endpoint) -> None:
+        """Un-REGISTER both accounts (a function of its own: no frame of the teardown keeps one)."""
+        for account in (self._refusal_account, self._account):
+            if account is None:
+                continue
+            try:
+                account.shutdown()
+            except Exception as exc:
+                logger.warning("account shutdown: %s", _error_text(exc))
+            for _ in range(20):  # let the un-REGISTER go out
+                ep.libHandleEvents(_PUMP_MS)
 
     def _check_rtp_timeouts(self) -> None:
         """End answered calls that received no RTP for ``rtp_timeout_s`` (far end gone without a BYE).
@@ -464,12 +487,7 @@ class UserAgent:
         if self._prefilter is not None:
             self._prefilter.unregister()
             self._prefilter = None
-        self._calls.clear()
-        self._account = None
-        self._refusal_account = None
-        self._tone_gen = None
-        self._port = None
-        gc.collect()
+        self._release_pj_objects()
         if self._ep is not None:
             try:
                 self._ep.libDestroy()
@@ -480,6 +498,32 @@ class UserAgent:
         with self._status_lock:
             self._status.update(registered=False, calls={}, tone=None)
         logger.info("SIP stack stopped")
+
+    def _release_pj_objects(self) -> None:
+        """Delete every pjsua2 object of ours, here on the sip thread, in an order pjsua accepts.
+
+        Jobs still queued may hold a call (a transfer's check): they are dropped unrun. A hold tone
+        goes before its call, the calls before the accounts they belong to; the tone generator and
+        the bridge port were disconnected by ``_shutdown``. ``gc.collect`` then frees, on this
+        thread, whatever a reference cycle still held; anything alive after it is held from outside
+        the agent and is leaked instead of being destroyed after ``libDestroy``.
+        """
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        self._drop_all_calls()
+        self._tone_gen = None
+        self._port = None
+        self._refusal_account = None
+        self._account = None
+        gc.collect()
+        if self._pj_objects is not None:
+            survivors = self._pj_objects.close()
+            if survivors:
+                logger.error("%d pjsua2 objects outlived the agent's references: %s", len(survivors),
+                             ", ".join(survivors))  # fmt: skip
 
     # ---- jobs (sip thread) -------------------------------------------------------------------
     def _do_make_call(self, call_id: str, number: str) -> None:
@@ -720,7 +764,9 @@ class UserAgent:
 
     def _drop_call(self, call_id: str) -> None:
         call = self._calls.pop(call_id, None)
-        if call is not None and not call.ignored:
+        collect = call is not None and not call.ignored
+        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection below
+        if collect:
             gc.collect()  # a refused call holds no media; collecting for each would slow a flood down
         self._update_media_clock()
 
@@ -800,7 +846,7 @@ class UserAgent:
         if index is None:
             return
         try:
-            tone = pj.ToneGenerator()
+            tone = self._track(pj.ToneGenerator(), f"ToneGenerator (hold tone of call {call.call_id})")
             tone.createToneGenerator(self.settings.clock_rate, 1)
             tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
             tone.startTransmit(call.getAudioMedia(index))
