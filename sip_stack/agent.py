@@ -728,7 +728,7 @@ class UserAgent:
         """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
         if self._ep is None:
             return
-        # A held call's hold tone or music also needs the clock: the conference bridge moves it to the far end.
+        # A held call's hold tone or music needs the clock too: the conference bridge moves it to the call.
         wanted = self._tone_connected or any(
             (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
