@@ -14,10 +14,8 @@ from lab.servers.audio import write_sine_wav
 from lab.servers.kamailio import Kamailio
 from lab.servers.linphone import Linphone
 from lab.servers.phone import events_of
+from tests.e2e.line_support import assert_no_call_reuse
 from tests.e2e.test_plain_extension import listen, tone_in
-
-REUSE_WARNINGS = ("reuses Call instance", "has not created new Call instance")
-
 
 @pytest.fixture(autouse=True)
 def only_loopback() -> None:
@@ -86,7 +84,7 @@ def assert_put_through_to_carol(phone, carol, first_id: str) -> None:  # type: i
     new_id = ended[first_id]["transferred_to"]["call_id"]
     assert ended[new_id]["transferred_from"]["call_id"] == first_id
     assert ended[new_id]["hangup_by"] == "local"
-    assert phone.alive() and not any(w in phone.log_text() for w in REUSE_WARNINGS)
+    assert_no_call_reuse(phone)
 
 
 def test_blind_transfer_by_linphone(phone_factory, linphone_factory, carol, kamailio) -> None:  # type: ignore[no-untyped-def]
@@ -136,4 +134,4 @@ def test_transfer_to_an_unknown_number_leaves_the_call_with_linphone(
     state = phone.wait_mode("idle")
     (first,) = [e["call"] for e in events_of(state, "call.ended") if e["call"]["call_id"] == first_id]
     assert first["hangup_by"] == "local" and "transferred_to" not in first
-    assert phone.alive() and not any(w in phone.log_text() for w in REUSE_WARNINGS)
+    assert_no_call_reuse(phone)
