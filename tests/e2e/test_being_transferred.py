@@ -14,6 +14,7 @@ from tests.e2e.test_plain_extension import listen, tone_in
 
 pytestmark = pytest.mark.e2e
 
+
 @pytest.fixture
 def carol_wav(tmp_path: Path) -> Path:
     return write_sine_wav(tmp_path / "carol660.wav", freq=660.0, seconds=30.0, rate=16000, amplitude=0.3)
