@@ -478,7 +478,8 @@ def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result
 # flash with one call held                          swap: the other call is held, the held one back
 # the waiting caller gives up                       a missed call (message LED)
 # the CRM hangs up the waiting call                 declined with 603
-# the call we talk on ends                          the waiting call still waits; a flash answers it
+# the call we talk on ends                          the waiting call still waits (a choice is dropped);
+#                                                   a flash (and 1 or 2, or none) answers it
 # hang-up                                           the calls end; the waiting call rings as a new one
 
 
