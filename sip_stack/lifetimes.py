@@ -1,7 +1,8 @@
 """The pjsua2 objects the user agent makes, tracked so that none outlives the endpoint.
 
 pjsua2's C++ destructors call into pjsua: ``Call`` clears its slot's user data and may hang up,
-``Account`` deletes its account, ``AudioMediaPort`` and ``ToneGenerator`` leave the conference bridge.
+``Account`` deletes its account, ``AudioMediaPort``, ``ToneGenerator`` and ``AudioMediaPlayer`` leave the
+conference bridge (the player destroys its pjsua player).
 A Python proxy owns its C++ object, so the destructor runs whenever and wherever the proxy is freed.
 Run after ``libDestroy`` it works on freed pools and stale ids (the slot of a *later* endpoint's call or
 account, in a process that makes more than one, as the tests do); run by Python's garbage collector
