@@ -37,6 +37,7 @@ from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
+from sip_stack.redirect import RedirectContactFix
 from sip_stack.settings import SipSettings
 from sip_stack.tones import HOLD_TONES, TONE_KINDS, Tone, tone_for
 from sip_stack.wakeup import PumpWakeup
@@ -102,6 +103,7 @@ class UserAgent:
         self._pending_refusal: Refusal | None = None
         self._admitted_call_id: str | None = None
         self._prefilter: PreFilter | None = None
+        self._redirect_fix: RedirectContactFix | None = None
         self._reg_retry_at: float | None = None
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
@@ -148,6 +150,12 @@ class UserAgent:
     def hangup(self, call_id: str, code: int | None = None) -> None:
         """End a call; for an unanswered incoming call ``code`` (e.g. 486) is the rejection."""
         self._post(lambda: self._do_hangup(call_id, code))
+
+    def redirect(self, call_id: str, number: str, reason: str) -> None:
+        """Answer the ringing incoming ``call_id`` with 302 Moved Temporarily to ``number`` at the PBX
+        (Contact), with a Diversion header (RFC 5806) naming our extension and ``reason``
+        (``unconditional``, ``user-busy``, ``no-answer``): the PBX calls the target instead."""
+        self._post(lambda: self._do_redirect(call_id, number, reason))
 
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
@@ -306,6 +314,8 @@ class UserAgent:
         ep.libStart()
         self._prefilter = PreFilter(self._prefilter_decide)
         self._prefilter.register()
+        self._redirect_fix = RedirectContactFix()
+        self._redirect_fix.register()
         # No media clock while idle: pjsua's null sound device ticks the conference bridge 50 times a
         # second whether or not anything is connected; it runs only while a call or a tone has audio.
         ep.audDevManager().setNoDev()
@@ -464,6 +474,9 @@ class UserAgent:
         if self._prefilter is not None:
             self._prefilter.unregister()
             self._prefilter = None
+        if self._redirect_fix is not None:
+            self._redirect_fix.unregister()
+            self._redirect_fix = None
         self._calls.clear()
         self._account = None
         self._refusal_account = None
@@ -614,6 +627,26 @@ class UserAgent:
         if code is not None:
             prm.statusCode = code
         call.hangup(prm)
+
+    def _do_redirect(self, call_id: str, number: str, reason: str) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.answered:
+            return
+        s = self.settings
+        contact = f"<{self._target_uri(number)}>"
+        diversion = f"<sip:{s.user}@{s.sip_domain}>;reason={reason};counter=1;privacy=off"
+        prm = _status_param(302, "Moved Temporarily")
+        prm.txOption.headers.append(_header("Contact", contact))
+        prm.txOption.headers.append(_header("Diversion", diversion))
+        call.local_hangup = True
+        call.end_reason = (302, f"Forwarded to {number} ({reason})")
+        try:
+            call.answer(prm)
+        except Exception as exc:
+            logger.warning("call %s: could not redirect to %s: %s", call_id, number, _error_text(exc))
+            call.hangup(_status_param(480))
+            return
+        logger.info("call %s: redirected to %s (%s)", call_id, contact, reason)
 
     def _do_send_dtmf(self, call_id: str, digits: str) -> None:
         call = self._find(call_id)
@@ -863,6 +896,13 @@ def _status_param(code: int, reason: str = "") -> pj.CallOpParam:
     if reason:
         prm.reason = reason
     return prm
+
+
+def _header(name: str, value: str) -> pj.SipHeader:
+    header = pj.SipHeader()
+    header.hName = name
+    header.hValue = value
+    return header
 
 
 def _error_text(exc: BaseException) -> str:

@@ -272,7 +272,7 @@ def check_invariants(phone, inp):
     if routes and ends:
         assert routes[0] < ends[0], "the microphone is muted before a call is hung up"
     replies = phone.of(SendReply)
-    assert len(replies) == (1 if hasattr(inp, "request_id") else 0)
+    assert len(replies) == (1 if getattr(inp, "request_id", None) is not None else 0)
     for event in phone.events():
         assert event.ts == phone.now
         if event.type.startswith("call."):
