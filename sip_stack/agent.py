@@ -37,7 +37,6 @@ from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
-from sip_stack.redirect import RedirectContactFix
 from sip_stack.settings import SipSettings
 from sip_stack.tones import HOLD_TONES, TONE_KINDS, Tone, tone_for
 from sip_stack.wakeup import PumpWakeup
@@ -103,7 +102,6 @@ class UserAgent:
         self._pending_refusal: Refusal | None = None
         self._admitted_call_id: str | None = None
         self._prefilter: PreFilter | None = None
-        self._redirect_fix: RedirectContactFix | None = None
         self._reg_retry_at: float | None = None
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
@@ -314,8 +312,6 @@ class UserAgent:
         ep.libStart()
         self._prefilter = PreFilter(self._prefilter_decide)
         self._prefilter.register()
-        self._redirect_fix = RedirectContactFix()
-        self._redirect_fix.register()
         # No media clock while idle: pjsua's null sound device ticks the conference bridge 50 times a
         # second whether or not anything is connected; it runs only while a call or a tone has audio.
         ep.audDevManager().setNoDev()
@@ -474,9 +470,6 @@ class UserAgent:
         if self._prefilter is not None:
             self._prefilter.unregister()
             self._prefilter = None
-        if self._redirect_fix is not None:
-            self._redirect_fix.unregister()
-            self._redirect_fix = None
         self._calls.clear()
         self._account = None
         self._refusal_account = None
@@ -636,6 +629,8 @@ class UserAgent:
         contact = f"<{self._target_uri(number)}>"
         diversion = f"<sip:{s.user}@{s.sip_domain}>;reason={reason};counter=1;privacy=off"
         prm = _status_param(302, "Moved Temporarily")
+        # pjsip's dialog adds its own Contact to a 3xx only when the response has none: ours is the
+        # only one (the lab's kamailio logs the 302's Contacts; tests/e2e/test_line_forwarding.py).
         prm.txOption.headers.append(_header("Contact", contact))
         prm.txOption.headers.append(_header("Diversion", diversion))
         call.local_hangup = True
