@@ -12,6 +12,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    SetForward,
 )
 from firmware.dialplan import DialPlan
 from firmware.effects import (
@@ -198,6 +199,21 @@ def in_call_with_one_waiting():
     return phone
 
 
+def in_ringing_forwarding_on_no_answer():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "no_answer", "1003", no_answer_s=1))
+    phone.send(IncomingCall("in1", "sip-in1", ALICE))
+    phone.now += timedelta(seconds=2)
+    return phone
+
+
+def in_idle_forwarding_always():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "always", "1003"))
+    phone.send(SetDoNotDisturb(True))
+    return phone
+
+
 STATES = {
     "idle": in_idle,
     "dialing": in_dialing,
@@ -213,6 +229,8 @@ STATES = {
     "holding": in_holding,
     "in_call_one_held": in_call_with_one_held,
     "in_call_one_waiting": in_call_with_one_waiting,
+    "ringing_forward_no_answer": in_ringing_forwarding_on_no_answer,
+    "idle_forward_always": in_idle_forwarding_always,
 }
 
 INPUTS = {
@@ -226,6 +244,12 @@ INPUTS = {
     "hangup": Hangup("h1"),
     "hangup_other": Hangup("h1", call_id="nope"),
     "dnd": SetDoNotDisturb(True),
+    "dnd_remote": SetDoNotDisturb(True, request_id="d1"),
+    "forward_always": SetForward("f1", "always", "1003"),
+    "forward_busy": SetForward("f2", "busy", "0170123456"),
+    "forward_clear": SetForward("f3", "no_answer", None),
+    "forward_own": SetForward("f4", "always", "1001"),
+    "timer_forward": TimerFired("forward_no_answer"),
     "unregistered": RegistrationChanged(False, 408, "Request Timeout"),
     "incoming": IncomingCall("in2", "sip-in2", Remote("300")),
     "incoming_auto": IncomingCall("in2", "sip-in2", Remote("300"), auto_answer=True),
