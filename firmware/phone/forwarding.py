@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from firmware.commands import Origin, Reply, SetDoNotDisturb, SetForward
 from firmware.effects import Effect, EndCall, RedirectCall, SendReply, StartTimer
-from firmware.events import Forwarded, ForwardReason
+from firmware.events import CallRecord, Forwarded, ForwardReason
 from firmware.inputs import IncomingCall
 from firmware.phone import records
 from firmware.phone.state import Forwarding, PhoneState
@@ -79,8 +79,7 @@ def no_answer_timer_fired(state: PhoneState, now: datetime) -> Result | None:
         return None
     if now < call.started_at + timedelta(seconds=state.forwarding.no_answer_s) - TIMER_SLACK:
         return None
-    ended = records.finished(call, now, "forwarded", "local", 302, "Moved Temporarily")
-    ended = replace(ended, forwarded_to=Forwarded(target, "no-answer"))
+    ended = _forwarded(call, now, target, "no-answer")
     rest = replace(state, mode="idle", call=None, click_to_call=None)
     effects: list[Effect] = [RedirectCall(call.call_id, target, "no-answer")]
     return rest, [*effects, records.call_event("call.ended", ended, now)]
@@ -117,13 +116,19 @@ def _redirect(
     inp: IncomingCall, origin: Origin, target: str, reason: ForwardReason, now: datetime
 ) -> list[Effect]:
     record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
-    ended = records.finished(record, now, "forwarded", "local", 302, "Moved Temporarily")
-    ended = replace(ended, forwarded_to=Forwarded(target, reason))
+    ended = _forwarded(record, now, target, reason)
     return [
         RedirectCall(inp.call_id, target, reason),
         records.call_event("call.incoming", record, now),
         records.call_event("call.ended", ended, now),
     ]
+
+
+def _forwarded(record: CallRecord, now: datetime, target: str, reason: ForwardReason) -> CallRecord:
+    """The record of a call sent to ``target``; its ``reason`` says so in words, for a CRM that shows
+    only the reason (the gateway's Bitrix24 card: "Forwarded to 1003 (no-answer); SIP 302")."""
+    ended = records.finished(record, now, "forwarded", "local", 302, f"Forwarded to {target} ({reason})")
+    return replace(ended, forwarded_to=Forwarded(target, reason))
 
 
 def _refuse(inp: IncomingCall, origin: Origin, now: datetime, reason: str) -> list[Effect]:
