@@ -19,6 +19,7 @@ socket-less loop media that answers them at once (403/404/486).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -639,7 +640,8 @@ class UserAgent:
             call.answer(prm)
         except Exception as exc:
             logger.warning("call %s: could not redirect to %s: %s", call_id, number, _error_text(exc))
-            call.hangup(_status_param(480))
+            with contextlib.suppress(Exception):  # the caller gone meanwhile: nothing left to end
+                call.hangup(_status_param(480))
             return
         logger.info("call %s: redirected to %s (%s)", call_id, contact, reason)
 
