@@ -140,6 +140,10 @@ class LineConfig:
     hook_flash_min_s: Annotated[float | None, check.number_or_empty(0, 2)] = None  # empty: the board's
     hook_flash_max_s: Annotated[float | None, check.number_or_empty(0.05, 5)] = None
     call_waiting: Annotated[bool, check.boolean] = True  # false: a call during a call gets 486
+    # after a flash with a call waiting, how long a key (0 reject, 1 end and take, 2 hold and take)
+    # is awaited before the flash holds the call and takes the waiting one; 0: at once, no keys
+    call_waiting_choice_s: Annotated[float, check.number(0, 10)] = 2.0
+    hold_music: Annotated[Path | None, check.path] = None  # a WAV a party we hold hears; none: hold tone
 
 
 FORWARD_TARGET = check.string(r"[0-9+*#]{0,32}", "a number of up to 32 digits, '+', '*', '#', or empty (off)")
@@ -217,6 +221,7 @@ _PATH_KEYS = {
     "sim": ("control_socket", "mic_file", "earpiece_file", "asoundrc"),
     "sip": ("tls_ca_file",),
     "mqtt": ("ca_file", "client_cert", "client_key"),
+    "line": ("hold_music",),
 }
 
 
@@ -301,6 +306,11 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
         errors.append("mqtt.client_key: required when mqtt.client_cert is set")
     if mqtt["client_key"] and not mqtt["client_cert"]:
         errors.append("mqtt.client_cert: required when mqtt.client_key is set")
+    hold_music = values["line"]["hold_music"]
+    if hold_music is not None:
+        problem = check.hold_music_problem(hold_music)
+        if problem:
+            errors.append(f"line.hold_music: {problem}")
 
 
 def config_warnings(config: Config) -> list[str]:

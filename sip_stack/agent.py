@@ -758,9 +758,9 @@ class UserAgent:
         """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
         if self._ep is None:
             return
-        # A held call's hold tone also needs the clock: the conference bridge moves it to the far end.
+        # A held call's hold tone or music needs the clock too: the conference bridge moves it to the call.
         wanted = self._tone_connected or any(
-            (c.media_connected or c.hold_tone is not None) and not c.ended for c in self._calls.values()
+            (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
         if wanted == self._media_clock_running:
             return
@@ -815,29 +815,39 @@ class UserAgent:
                 continue
             logger.debug("call %s: audio media %d %s", call.call_id, index,
                          "connected" if wanted else "disconnected")  # fmt: skip
-        self._route_hold_tone(call, info)
+        self._route_hold_sound(call, info)
         self._update_media_clock()
 
-    def _route_hold_tone(self, call: SipCall, info: pj.CallInfo) -> None:
-        """A call we hold hears the hold tone; resumed, the tone goes away."""
+    def _route_hold_sound(self, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we hold hears the hold music (``hold_music``) or the hold tone; resumed, it goes away."""
         if not call.on_hold:
-            call.hold_tone = None  # its conference port leaves the bridge with it
+            call.hold_sound = None  # its conference port leaves the bridge with it
             return
-        if call.hold_tone is not None:
+        if call.hold_sound is not None:
             return
         index = next((i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO
                       and m.status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD), None)  # fmt: skip
         if index is None:
             return
         try:
-            tone = pj.ToneGenerator()
-            tone.createToneGenerator(self.settings.clock_rate, 1)
-            tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
-            tone.startTransmit(call.getAudioMedia(index))
+            sound = self._hold_music() if self.settings.hold_music else self._hold_tone()
+            sound.startTransmit(call.getAudioMedia(index))
         except Exception as exc:
-            logger.warning("call %s: no hold tone: %s", call.call_id, _error_text(exc))
+            logger.warning("call %s: nothing to hear on hold: %s", call.call_id, _error_text(exc))
             return
-        call.hold_tone = tone
+        call.hold_sound = sound
+
+    def _hold_tone(self) -> pj.ToneGenerator:
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator(self.settings.clock_rate, 1)
+        tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
+        return tone
+
+    def _hold_music(self) -> pj.AudioMediaPlayer:
+        """The hold music file from its start, looped (options 0: pjmedia's WAV player loops)."""
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(self.settings.hold_music, 0)
+        return player
 
     # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
     def _adopt_transfer_call(self, outgoing: bool) -> SipCall:

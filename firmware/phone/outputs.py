@@ -18,6 +18,8 @@ from firmware.effects import (
 from firmware.events import CallRecord
 from firmware.phone.state import ClickToCall, PhoneState
 
+WAITING_CHOICE_TEXT = "0 reject 1 end 2 hold"  # after a flash with a call waiting (firmware.phone.step)
+
 
 @dataclass(frozen=True)
 class Outputs:
@@ -47,6 +49,8 @@ def _remote_text(record: CallRecord | None) -> str:
 
 def _sight_and_sound(state: PhoneState) -> Outputs:
     outputs = _of_the_call(state)
+    if state.waiting is not None and state.waiting_choice_at is not None:  # a flash: which key now?
+        return replace(outputs, tone=None, line_led="blink", text=WAITING_CHOICE_TEXT)
     if state.waiting is not None:
         tone: ToneKind | None = "call_waiting" if state.off_hook else outputs.tone
         text = f"Waiting: {_remote_text(state.waiting)}"

@@ -45,6 +45,9 @@ class PhoneSettings:
     hook_flash_max_s: float = 0.0
     call_waiting: bool = False  # a second incoming call during a call waits (tone, display) instead of 486
     own_number: str = ""  # our extension: a forward to it would loop through the PBX
+    # A flash with a call waiting waits this long for a key that says what to do with it (0 reject,
+    # 1 end the call and take it, 2 hold the call and take it); then it does what 2 does. 0: at once.
+    waiting_choice_s: float = 0.0
 
     @classmethod
     def from_config(
@@ -54,6 +57,7 @@ class PhoneSettings:
         hook_flash_s: tuple[float, float] = (0.0, 0.0),
         call_waiting: bool = False,
         own_number: str = "",
+        waiting_choice_s: float = 0.0,
     ) -> PhoneSettings:
         return cls(
             dial_plan=DialPlan(dialplan.digit_map, dialplan.max_digits),
@@ -64,6 +68,7 @@ class PhoneSettings:
             hook_flash_max_s=hook_flash_s[1],
             call_waiting=call_waiting,
             own_number=own_number,
+            waiting_choice_s=waiting_choice_s,
         )
 
 
@@ -125,6 +130,7 @@ class PhoneState:
     held: CallRecord | None = None  # the call we put on hold (hook flash); ``call`` is another one or None
     consultation: bool = False  # ``call`` was dialled with ``held`` on hold: hanging up transfers
     waiting: CallRecord | None = None  # a second incoming call, ringing while we talk (call waiting)
+    waiting_choice_at: datetime | None = None  # a flash with ``waiting``: the next key 0/1/2 decides
     on_hook_at: datetime | None = None  # the handset went down during a call: a hang-up, or a hook flash
     held_by_remote: bool = False  # the far end of ``call`` put it on hold
     remote_ringing: bool = False  # of the call being set up: ours in ``outgoing``, or ``transfer``
