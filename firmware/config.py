@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DeviceConfig",
     "DialplanConfig",
+    "ForwardConfig",
     "LogConfig",
     "MqttConfig",
     "Secret",
@@ -145,6 +146,20 @@ class LineConfig:
     hold_music: Annotated[Path | None, check.path] = None  # a WAV a party we hold hears; none: hold tone
 
 
+FORWARD_TARGET = check.string(r"[0-9+*#]{0,32}", "a number of up to 32 digits, '+', '*', '#', or empty (off)")
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Call forwarding (a 302 the PBX follows); an empty number is off. cmd/forward changes it at run
+    time; the change is kept in ``storage.dir`` and wins until this table itself changes."""
+
+    always: Annotated[str, FORWARD_TARGET] = ""  # every call
+    busy: Annotated[str, FORWARD_TARGET] = ""  # calls the line cannot take (instead of 486)
+    no_answer: Annotated[str, FORWARD_TARGET] = ""  # calls not answered within no_answer_s
+    no_answer_s: Annotated[int, check.integer(1, 120)] = 20
+
+
 @dataclass(frozen=True)
 class MqttConfig:
     enabled: Annotated[bool, check.boolean] = False
@@ -181,6 +196,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
     line: LineConfig = field(default_factory=LineConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -194,6 +210,7 @@ SECTIONS: dict[str, type] = {
     "audio": AudioConfig,
     "dialplan": DialplanConfig,
     "line": LineConfig,
+    "forward": ForwardConfig,
     "mqtt": MqttConfig,
     "storage": StorageConfig,
     "log": LogConfig,
@@ -281,6 +298,10 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
             "sip.tls_ca_file: required when sip.transport is tls and tls_verify_server is true "
             "(the registrar's certificate cannot be verified without the CA that signed it)"
         )
+    for mode in ("always", "busy", "no_answer"):
+        if sip["user"] and values["forward"][mode] == sip["user"]:
+            own = sip["user"]
+            errors.append(f"forward.{mode}: {own!r} is the phone's own extension (sip.user): it would loop")
     if mqtt["client_cert"] and not mqtt["client_key"]:
         errors.append("mqtt.client_key: required when mqtt.client_cert is set")
     if mqtt["client_key"] and not mqtt["client_cert"]:

@@ -23,6 +23,7 @@ once (403/404/486).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -155,6 +156,12 @@ class UserAgent:
     def hangup(self, call_id: str, code: int | None = None) -> None:
         """End a call; for an unanswered incoming call ``code`` (e.g. 486) is the rejection."""
         self._post(lambda: self._do_hangup(call_id, code))
+
+    def redirect(self, call_id: str, number: str, reason: str) -> None:
+        """Answer the ringing incoming ``call_id`` with 302 Moved Temporarily to ``number`` at the PBX
+        (Contact), with a Diversion header (RFC 5806) naming our extension and ``reason``
+        (``unconditional``, ``user-busy``, ``no-answer``): the PBX calls the target instead."""
+        self._post(lambda: self._do_redirect(call_id, number, reason))
 
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
@@ -659,6 +666,29 @@ class UserAgent:
             prm.statusCode = code
         call.hangup(prm)
 
+    def _do_redirect(self, call_id: str, number: str, reason: str) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.answered:
+            return
+        s = self.settings
+        contact = f"<{self._target_uri(number)}>"
+        diversion = f"<sip:{s.user}@{s.sip_domain}>;reason={reason};counter=1;privacy=off"
+        prm = _status_param(302, "Moved Temporarily")
+        # pjsip's dialog adds its own Contact to a 3xx only when the response has none: ours is the
+        # only one (the lab's kamailio logs the 302's Contacts; tests/e2e/test_line_forwarding.py).
+        prm.txOption.headers.append(_header("Contact", contact))
+        prm.txOption.headers.append(_header("Diversion", diversion))
+        call.local_hangup = True
+        call.end_reason = (302, f"Forwarded to {number} ({reason})")
+        try:
+            call.answer(prm)
+        except Exception as exc:
+            logger.warning("call %s: could not redirect to %s: %s", call_id, number, _error_text(exc))
+            with contextlib.suppress(Exception):  # the caller gone meanwhile: nothing left to end
+                call.hangup(_status_param(480))
+            return
+        logger.info("call %s: redirected to %s (%s)", call_id, contact, reason)
+
     def _do_send_dtmf(self, call_id: str, digits: str) -> None:
         call = self._find(call_id)
         if call is None:
@@ -919,6 +949,13 @@ def _status_param(code: int, reason: str = "") -> pj.CallOpParam:
     if reason:
         prm.reason = reason
     return prm
+
+
+def _header(name: str, value: str) -> pj.SipHeader:
+    header = pj.SipHeader()
+    header.hName = name
+    header.hValue = value
+    return header
 
 
 def _error_text(exc: BaseException) -> str:

@@ -87,7 +87,16 @@ def _of_the_call(state: PhoneState) -> Outputs:
         case "ended":
             return Outputs(tone=state.end_tone, message_led=message_led)
         case _:
-            return Outputs(message_led=message_led)
+            return Outputs(message_led=message_led, text=_idle_text(state))
+
+
+def _idle_text(state: PhoneState) -> str:
+    """At rest a desk phone shows what sends its calls elsewhere: "Fwd -> 1003", "DND"."""
+    always = state.forwarding.always
+    parts = [f"Fwd -> {always}"] if always else []
+    if state.dnd:
+        parts.append("DND")
+    return " ".join(parts)
 
 
 def _alerting_text(pending: ClickToCall) -> str:

@@ -17,6 +17,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    SetForward,
     ShowCaller,
 )
 from firmware.effects import (
@@ -45,7 +46,7 @@ from firmware.inputs import (
     RegistrationChanged,
     TimerFired,
 )
-from firmware.phone import records
+from firmware.phone import forwarding, records
 from firmware.phone.outputs import output_effects, outputs_of
 from firmware.phone.state import ClickToCall, PhoneState
 
@@ -53,7 +54,6 @@ INTERDIGIT_TIMER = "interdigit"
 CLICK_TO_CALL_TIMER = "click_to_call"
 HOOK_FLASH_TIMER = "hook_flash"
 WAITING_CHOICE_TIMER = "waiting_choice"
-BUSY_HERE = 486
 DECLINE = 603
 VALID_NUMBER = re.compile(r"[0-9+*#]{1,32}")
 # A timer firing this much before its deadline is a stale one (restarted since it was posted).
@@ -87,8 +87,10 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _hangup(state, inp, now)
         case ShowCaller():
             return _show_caller(state, inp)
-        case SetDoNotDisturb(enabled=enabled):
-            return replace(state, dnd=enabled), []
+        case SetDoNotDisturb():
+            return forwarding.set_dnd(state, inp)
+        case SetForward():
+            return forwarding.set_forward(state, inp)
         case RegistrationChanged():
             return _registration(state, inp, now)
         case IncomingCall():
@@ -215,17 +217,6 @@ def _answered(state: PhoneState, now: datetime) -> Result:
     return new_state, [records.call_event("call.answered", record, now)]
 
 
-def _reject(inp: IncomingCall, origin: Origin, now: datetime) -> list[Effect]:
-    """Refuse a new incoming call with 486 Busy Here and report it as rejected."""
-    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
-    ended = records.finished(record, now, "rejected", "local", BUSY_HERE, "Busy Here")
-    return [
-        EndCall(inp.call_id, BUSY_HERE),
-        records.call_event("call.incoming", record, now),
-        records.call_event("call.ended", ended, now),
-    ]
-
-
 def _reply(request_id: str, code: str, message: str) -> SendReply:
     return SendReply(Reply.failure(request_id, code, message))
 
@@ -344,6 +335,8 @@ def _hash_ends_number(state: PhoneState) -> bool:
 
 
 def _timer(state: PhoneState, name: str, now: datetime) -> Result:
+    if name == forwarding.FORWARD_NO_ANSWER_TIMER:
+        return forwarding.no_answer_timer_fired(state, now) or (state, [])
     flash_ends = state.on_hook_at and state.on_hook_at + timedelta(seconds=state.settings.hook_flash_max_s)
     if name == HOOK_FLASH_TIMER and flash_ends and now >= flash_ends - TIMER_SLACK:
         return _hang_up(state, now)
@@ -658,13 +651,14 @@ def _registration(state: PhoneState, inp: RegistrationChanged, now: datetime) ->
 
 def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     origin: Origin = "pbx" if inp.auto_answer else "manual"
+    elsewhere = forwarding.forward_always(state, inp, now) or forwarding.refuse_for_dnd(state, inp, now)
+    if elsewhere is not None:
+        return state, elsewhere
     if _may_wait(state, inp):
         return _call_waits(state, inp, now)
     ready_to_dial = state.mode == "dialing" and not state.digits
     if not (state.mode == "idle" or (ready_to_dial and inp.auto_answer)):
-        return state, _reject(inp, origin, now)
-    if state.dnd and not inp.auto_answer:
-        return state, _reject(inp, origin, now)
+        return state, forwarding.refuse_busy(state, inp, origin, now)
     record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
     effects: list[Effect] = [records.call_event("call.incoming", record, now)]
     if ready_to_dial:
@@ -673,7 +667,7 @@ def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     if inp.auto_answer:
         pending = ClickToCall(origin="pbx", number=inp.remote.number, display=inp.remote.name)
         return replace(state, mode="alerting", call=record, click_to_call=pending), effects
-    return replace(state, mode="ringing_in", call=record), effects
+    return replace(state, mode="ringing_in", call=record), effects + forwarding.ring_timer(state)
 
 
 def _ringing(state: PhoneState, inp: CallRinging, now: datetime) -> Result:

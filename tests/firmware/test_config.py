@@ -213,6 +213,24 @@ def test_load_config_with_an_explicit_secrets_file(tmp_path):
         load_config(tmp_path / "deskphone.toml")
 
 
+def test_forward_table_defaults_and_bad_values_are_named():
+    config = parse_config(MINIMAL)
+    assert (config.forward.always, config.forward.busy, config.forward.no_answer) == ("", "", "")
+    assert config.forward.no_answer_s == 20
+    good = parse_config(with_("forward", always="1003", no_answer="+49170123", no_answer_s=15))
+    assert (good.forward.always, good.forward.no_answer, good.forward.no_answer_s) == (
+        "1003",
+        "+49170123",
+        15,
+    )
+    errors = errors_of(with_("forward", always="sip:1003@x", busy=1003, no_answer="201", no_answer_s=0,
+                             noanswer="1"))  # fmt: skip
+    text = "\n".join(errors)
+    assert "forward.always:" in text and "forward.busy:" in text and "forward.no_answer_s:" in text
+    assert "forward.no_answer: '201' is the phone's own extension (sip.user): it would loop" in text
+    assert "forward.noanswer" in text and "no_answer" in text  # an unknown key, with a suggestion
+
+
 def _wav(path, channels=1, width=2, rate=16000, frames=800):
     import wave
 

@@ -12,6 +12,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    SetForward,
 )
 from firmware.dialplan import DialPlan
 from firmware.effects import (
@@ -198,6 +199,21 @@ def in_call_with_one_waiting():
     return phone
 
 
+def in_ringing_forwarding_on_no_answer():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "no_answer", "1003", no_answer_s=1))
+    phone.send(IncomingCall("in1", "sip-in1", ALICE))
+    phone.now += timedelta(seconds=2)
+    return phone
+
+
+def in_idle_forwarding_always():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "always", "1003"))
+    phone.send(SetDoNotDisturb(True))
+    return phone
+
+
 def in_choice_for_a_waiting_call():
     phone = registered_phone(call_waiting=True, waiting_choice_s=2.0, **FLASH)
     for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
@@ -222,6 +238,8 @@ STATES = {
     "holding": in_holding,
     "in_call_one_held": in_call_with_one_held,
     "in_call_one_waiting": in_call_with_one_waiting,
+    "ringing_forward_no_answer": in_ringing_forwarding_on_no_answer,
+    "idle_forward_always": in_idle_forwarding_always,
     "waiting_choice": in_choice_for_a_waiting_call,
 }
 
@@ -236,6 +254,12 @@ INPUTS = {
     "hangup": Hangup("h1"),
     "hangup_other": Hangup("h1", call_id="nope"),
     "dnd": SetDoNotDisturb(True),
+    "dnd_remote": SetDoNotDisturb(True, request_id="d1"),
+    "forward_always": SetForward("f1", "always", "1003"),
+    "forward_busy": SetForward("f2", "busy", "0170123456"),
+    "forward_clear": SetForward("f3", "no_answer", None),
+    "forward_own": SetForward("f4", "always", "1001"),
+    "timer_forward": TimerFired("forward_no_answer"),
     "unregistered": RegistrationChanged(False, 408, "Request Timeout"),
     "incoming": IncomingCall("in2", "sip-in2", Remote("300")),
     "incoming_auto": IncomingCall("in2", "sip-in2", Remote("300"), auto_answer=True),
@@ -285,7 +309,7 @@ def check_invariants(phone, inp):
     if routes and ends:
         assert routes[0] < ends[0], "the microphone is muted before a call is hung up"
     replies = phone.of(SendReply)
-    assert len(replies) == (1 if hasattr(inp, "request_id") else 0)
+    assert len(replies) == (1 if getattr(inp, "request_id", None) is not None else 0)
     for event in phone.events():
         assert event.ts == phone.now
         if event.type.startswith("call."):
