@@ -90,6 +90,10 @@ class Bitrix24Config:
     rate_burst: Annotated[int, check.integer(1, 10000)] = 50
     rate_per_s: Annotated[float, check.number(0.1, 1000)] = 2.0
     timeout_s: Annotated[float, check.number(1, 120)] = 10.0
+    # Requests that wait together go in one ``batch`` (up to 50 commands, one request of the limit).
+    batch: Annotated[bool, check.boolean] = True
+    # How long a finish may wait for others to share its batch (pop-ups never wait).
+    batch_linger_ms: Annotated[int, check.integer(0, 10000)] = 500
 
 
 @dataclass(frozen=True)
