@@ -214,6 +214,11 @@ class FakePortal:
         with self._lock:
             return [r for r in self.records if r.method == method.lower() and (ok is None or r.ok == ok)]
 
+    def bucket_level(self) -> float:
+        """The leaky bucket's level now (requests not yet drained)."""
+        with self._lock:
+            return max(0.0, self._bucket - (time.monotonic() - self._bucket_at) * self.drain_per_s)
+
     def http_requests(self) -> list[Record]:
         """The REST requests as they came over HTTP (a batch once, not its commands)."""
         with self._lock:
