@@ -22,7 +22,7 @@ from .store import GatewayStore, OutboxEntry
 
 logger = logging.getLogger(__name__)
 
-LOOK_AHEAD = 200  # waiting requests read at a time (a batch of 50 takes one per call)
+LOOK_AHEAD = 1000  # waiting requests read at a time: the pop-ups among them go first
 
 
 def delivery_order(entries: list[OutboxEntry]) -> list[OutboxEntry]:
