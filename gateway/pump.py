@@ -105,14 +105,14 @@ class OutboxPump:
             )
             outcomes = [(entries[0], RetryLater(f"{type(error).__name__} in the adapter"))] if entries else []
         retry: RetryLater | None = None
+        delivered: list[int] = []
+        deferred: list[tuple[int, str]] = []
+        buried: list[tuple[int, str]] = []
         for entry, outcome in outcomes:
             if isinstance(outcome, Delivered):
-                self.store.delete(self.adapter.name, entry.seq)
-                self.delivered += 1
-                self._recovered()
+                delivered.append(entry.seq)
             elif isinstance(outcome, Refused):
-                self.store.bury(self.adapter.name, entry.seq, outcome.reason)
-                self.refused += 1
+                buried.append((entry.seq, outcome.reason))
                 logger.error(
                     "%s refused %s of call %s for good: %s",
                     self.adapter.name,
@@ -121,9 +121,14 @@ class OutboxPump:
                     outcome.reason,
                 )
             else:
-                self.store.defer(self.adapter.name, entry.seq, outcome.reason)
-                self.retries += 1
+                deferred.append((entry.seq, outcome.reason))
                 retry = outcome
+        self.store.settle(self.adapter.name, delivered, deferred, buried)  # one commit per round trip
+        self.delivered += len(delivered)
+        self.refused += len(buried)
+        self.retries += len(deferred)
+        if delivered:
+            self._recovered()
         if retry is not None:
             self._outage(retry.reason)
             self._pause(retry.after_s)

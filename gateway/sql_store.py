@@ -215,6 +215,27 @@ class SqlStore(GatewayStore):
             self._run(BURY, (error[:500], adapter, seq))
             self._run(DELETE, (adapter, seq))
 
+    def settle(
+        self,
+        adapter: str,
+        delivered: Sequence[int] = (),
+        deferred: Sequence[tuple[int, str]] = (),
+        buried: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        with self._lock, self._transaction():
+            for seq in delivered:
+                self._run(DELETE, (adapter, seq))
+            for seq, error in deferred:
+                self._run(DEFER, (error[:500], adapter, seq))
+            for seq, error in buried:
+                self._run(BURY, (error[:500], adapter, seq))
+                self._run(DELETE, (adapter, seq))
+
+    def put_many(self, scope: str, values: Mapping[str, str]) -> None:
+        with self._lock, self._transaction():
+            for key, value in values.items():
+                self._run(PUT, (scope, key, value))
+
     def buried(self, adapter: str) -> list[OutboxEntry]:
         with self._lock:
             rows = self._run(BURIED, (adapter,)).fetchall()

@@ -467,7 +467,11 @@ class Bitrix24Adapter(CrmAdapter):
             self._answer_queries({})
             return [(entry, failure.outcome) for entry in sent.values()]
         self._answer_queries(answers)
-        return [(entry, self._settle(entry, answers.get(key, _NOT_RUN))) for key, entry in sent.items()]
+        learnt: dict[str, str] = {}  # what the answers taught us, stored in one transaction
+        outcomes = [(e, self._settle(e, answers.get(key, _NOT_RUN), learnt)) for key, e in sent.items()]
+        with self._lock:
+            self.store.put_many(SCOPE, learnt)
+        return outcomes
 
     def _send(self, commands: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         """One request to the portal: each command's result or ``_CommandError``. A lone command goes
@@ -505,7 +509,7 @@ class Bitrix24Adapter(CrmAdapter):
         )
         return answers
 
-    def _settle(self, entry: OutboxEntry, answer: Any) -> Outcome:
+    def _settle(self, entry: OutboxEntry, answer: Any, learnt: dict[str, str]) -> Outcome:
         request = entry.request
         if isinstance(answer, _CommandError):
             if answer.code in _TEMPORARY_ERRORS or answer is _NOT_RUN:
@@ -516,12 +520,9 @@ class Bitrix24Adapter(CrmAdapter):
         if request.kind == "register":
             if not isinstance(answer, dict) or not answer.get("CALL_ID"):
                 return RetryLater("register answered without a CALL_ID")
-            with self._lock:
-                self.store.put(SCOPE, f"call:{request.call.call_id}", str(answer["CALL_ID"]))
+            learnt[f"call:{request.call.call_id}"] = str(answer["CALL_ID"])
         elif request.kind == "finish":
-            portal_call_id = self._portal_call_id(request.call)
-            with self._lock:
-                self.store.put(SCOPE, f"open:{portal_call_id}", "")
+            learnt[f"open:{self._portal_call_id(request.call)}"] = ""
         return Delivered()
 
     def deliver_one(self, entry: OutboxEntry) -> Outcome:
