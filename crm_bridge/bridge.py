@@ -139,9 +139,12 @@ class CrmBridge:
         """The one reply to a command, to ``reply/<id>`` or the command's MQTT 5 response topic."""
         self._replies.send(reply)
 
-    def update_status(self, registered: bool, state: str, extension: str) -> None:
-        """Change the retained ``status``; published at once when connected, else on connect."""
-        self._status.update(PhoneStatus(registered, state, extension), self._clock())
+    def update_status(
+        self, registered: bool, state: str, extension: str, settings: dict[str, Any] | None = None
+    ) -> None:
+        """Change the retained ``status``; published at once when connected, else on connect.
+        ``settings``: the phone's do-not-disturb and forwarding, shown in the status."""
+        self._status.update(PhoneStatus(registered, state, extension, settings), self._clock())
         with self._lock:
             connected = self._connected
         if connected:

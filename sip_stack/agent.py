@@ -19,6 +19,7 @@ socket-less loop media that answers them at once (403/404/486).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -148,6 +149,12 @@ class UserAgent:
     def hangup(self, call_id: str, code: int | None = None) -> None:
         """End a call; for an unanswered incoming call ``code`` (e.g. 486) is the rejection."""
         self._post(lambda: self._do_hangup(call_id, code))
+
+    def redirect(self, call_id: str, number: str, reason: str) -> None:
+        """Answer the ringing incoming ``call_id`` with 302 Moved Temporarily to ``number`` at the PBX
+        (Contact), with a Diversion header (RFC 5806) naming our extension and ``reason``
+        (``unconditional``, ``user-busy``, ``no-answer``): the PBX calls the target instead."""
+        self._post(lambda: self._do_redirect(call_id, number, reason))
 
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
@@ -615,6 +622,29 @@ class UserAgent:
             prm.statusCode = code
         call.hangup(prm)
 
+    def _do_redirect(self, call_id: str, number: str, reason: str) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.answered:
+            return
+        s = self.settings
+        contact = f"<{self._target_uri(number)}>"
+        diversion = f"<sip:{s.user}@{s.sip_domain}>;reason={reason};counter=1;privacy=off"
+        prm = _status_param(302, "Moved Temporarily")
+        # pjsip's dialog adds its own Contact to a 3xx only when the response has none: ours is the
+        # only one (the lab's kamailio logs the 302's Contacts; tests/e2e/test_line_forwarding.py).
+        prm.txOption.headers.append(_header("Contact", contact))
+        prm.txOption.headers.append(_header("Diversion", diversion))
+        call.local_hangup = True
+        call.end_reason = (302, f"Forwarded to {number} ({reason})")
+        try:
+            call.answer(prm)
+        except Exception as exc:
+            logger.warning("call %s: could not redirect to %s: %s", call_id, number, _error_text(exc))
+            with contextlib.suppress(Exception):  # the caller gone meanwhile: nothing left to end
+                call.hangup(_status_param(480))
+            return
+        logger.info("call %s: redirected to %s (%s)", call_id, contact, reason)
+
     def _do_send_dtmf(self, call_id: str, digits: str) -> None:
         call = self._find(call_id)
         if call is None:
@@ -728,9 +758,9 @@ class UserAgent:
         """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
         if self._ep is None:
             return
-        # A held call's hold tone also needs the clock: the conference bridge moves it to the far end.
+        # A held call's hold tone or music needs the clock too: the conference bridge moves it to the call.
         wanted = self._tone_connected or any(
-            (c.media_connected or c.hold_tone is not None) and not c.ended for c in self._calls.values()
+            (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
         if wanted == self._media_clock_running:
             return
@@ -785,29 +815,39 @@ class UserAgent:
                 continue
             logger.debug("call %s: audio media %d %s", call.call_id, index,
                          "connected" if wanted else "disconnected")  # fmt: skip
-        self._route_hold_tone(call, info)
+        self._route_hold_sound(call, info)
         self._update_media_clock()
 
-    def _route_hold_tone(self, call: SipCall, info: pj.CallInfo) -> None:
-        """A call we hold hears the hold tone; resumed, the tone goes away."""
+    def _route_hold_sound(self, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we hold hears the hold music (``hold_music``) or the hold tone; resumed, it goes away."""
         if not call.on_hold:
-            call.hold_tone = None  # its conference port leaves the bridge with it
+            call.hold_sound = None  # its conference port leaves the bridge with it
             return
-        if call.hold_tone is not None:
+        if call.hold_sound is not None:
             return
         index = next((i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO
                       and m.status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD), None)  # fmt: skip
         if index is None:
             return
         try:
-            tone = pj.ToneGenerator()
-            tone.createToneGenerator(self.settings.clock_rate, 1)
-            tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
-            tone.startTransmit(call.getAudioMedia(index))
+            sound = self._hold_music() if self.settings.hold_music else self._hold_tone()
+            sound.startTransmit(call.getAudioMedia(index))
         except Exception as exc:
-            logger.warning("call %s: no hold tone: %s", call.call_id, _error_text(exc))
+            logger.warning("call %s: nothing to hear on hold: %s", call.call_id, _error_text(exc))
             return
-        call.hold_tone = tone
+        call.hold_sound = sound
+
+    def _hold_tone(self) -> pj.ToneGenerator:
+        tone = pj.ToneGenerator()
+        tone.createToneGenerator(self.settings.clock_rate, 1)
+        tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
+        return tone
+
+    def _hold_music(self) -> pj.AudioMediaPlayer:
+        """The hold music file from its start, looped (options 0: pjmedia's WAV player loops)."""
+        player = pj.AudioMediaPlayer()
+        player.createPlayer(self.settings.hold_music, 0)
+        return player
 
     # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
     def _adopt_transfer_call(self, outgoing: bool) -> SipCall:
@@ -863,6 +903,13 @@ def _status_param(code: int, reason: str = "") -> pj.CallOpParam:
     if reason:
         prm.reason = reason
     return prm
+
+
+def _header(name: str, value: str) -> pj.SipHeader:
+    header = pj.SipHeader()
+    header.hName = name
+    header.hValue = value
+    return header
 
 
 def _error_text(exc: BaseException) -> str:

@@ -91,8 +91,8 @@ class SipCall(pj.Call):
         self.replaced = False  # an INVITE with Replaces took this call's place
         self.media_connected: set[int] = set()  # audio media indexes connected to the bridge port
         self.held_by_remote = False
-        self.on_hold = False  # we hold it: the hold tone, never the microphone, goes to it
-        self.hold_tone: pj.ToneGenerator | None = None
+        self.on_hold = False  # we hold it: the hold tone or music, never the microphone, goes to it
+        self.hold_sound: pj.AudioMedia | None = None  # a ToneGenerator or an AudioMediaPlayer
         self.transfer_deadline: float | None = None  # we transferred it: hang up by then (monotonic)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
