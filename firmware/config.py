@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from configschema.schema import ConfigError, check_sections, merge_secrets, read_toml
+from configschema.sections import LogConfig
 from firmware import config_values as check
 from firmware.config_values import Secret
 
@@ -42,7 +43,6 @@ PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
 DEFAULT_STORAGE_DIR = Path("/var/lib/deskphone")
 NO_SECRET = Secret("")
 SECRETS_FILE_NAME = "secrets.toml"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
 CODEC = check.string(r"[A-Za-z0-9_-]+/\d+", "NAME/RATE, e.g. 'PCMA/8000'")
 SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece.raw", "asoundrc": "asoundrc"}
@@ -180,11 +180,6 @@ class MqttConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     dir: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
 
 
 @dataclass(frozen=True)
