@@ -27,7 +27,7 @@ APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdeb
 # kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py)
 APT_PACKAGES += kamailio-tls-modules
 
-.PHONY: all deps deps-apt deps-py run postgres test test-fast test-aarch64 lint format bench bench-quick dist dist-pi pi-roots clean
+.PHONY: all deps deps-apt deps-py run postgres test test-fast test-aarch64 lint format bench bench-quick bench-gateway dist dist-pi pi-roots clean
 
 all: test
 
@@ -82,6 +82,12 @@ bench: deps
 bench-quick: deps
 	$(PY) -m bench.run --quick
 	$(PY) -m bench.broker_tls --quick
+
+# The CRM gateway at 1,000 desks (1,000 simulated phones, 3 real phone daemons, the fake Bitrix24
+# portal with its 2 requests/s limit, batch on and off, one and two instances): about 10 minutes,
+# so not in CI; bench/results/gateway_scale.{json,md}. BENCH_GATEWAY_ARGS=--quick: 100 desks, ~3 min.
+bench-gateway: deps
+	nice -n 10 $(PY) -m bench.gateway_scale $(BENCH_GATEWAY_ARGS)
 
 # make dist: the bundle for this machine's architecture. make dist-pi (= make dist BOARD=rpi-v1):
 # the Raspberry Pi bundle in dist/rpi-v1, cross-built here from the pinned pjproject source.

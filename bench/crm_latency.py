@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from crm_bridge.client import no_delay
 from lab.servers.audio import write_sine_wav
 from lab.servers.baresip import Baresip
 from lab.servers.kamailio import Kamailio
@@ -56,7 +56,7 @@ class Subscriber:
             CallbackAPIVersion.VERSION2, client_id=f"bench-crm-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
         )
         self._client.on_message = self._on_message
-        self._client.on_socket_open = _no_delay  # so that our cmd/dial leaves at once
+        self._client.on_socket_open = no_delay  # so that our cmd/dial leaves at once
         connected = threading.Event()
         self._client.on_connect = lambda *a: connected.set()
         self._client.connect(host, port, keepalive=30)
@@ -106,10 +106,6 @@ class Subscriber:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def event_is(event_type: str, where: Callable[[dict[str, Any]], bool] = lambda e: True) -> Any:

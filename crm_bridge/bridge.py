@@ -12,10 +12,7 @@ the CRM either way.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import ssl
 import sys
 import threading
 import time
@@ -24,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -33,6 +29,7 @@ from firmware.commands import Command, Reply
 from firmware.events import Event, utc_now
 
 from . import diagnosis
+from .client import new_client, use_tls
 from .codec import LAST_WILL
 from .outbox import Outbox
 from .publish import EventPump, ReplyRouter, StatusPublisher
@@ -43,13 +40,6 @@ logger = logging.getLogger(__name__)
 
 _STOP_FLUSH_S = 2.0
 REMIND_AFTER_S = 3600.0  # a long outage's reason is logged again this often
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    """Turn Nagle's algorithm off: a reply or event written right after a PUBACK would otherwise wait
-    for the broker's delayed ACK of that PUBACK (about 40 ms on Linux) before it leaves."""
-    with contextlib.suppress(AttributeError, OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class CrmBridge:
@@ -149,9 +139,12 @@ class CrmBridge:
         """The one reply to a command, to ``reply/<id>`` or the command's MQTT 5 response topic."""
         self._replies.send(reply)
 
-    def update_status(self, registered: bool, state: str, extension: str) -> None:
-        """Change the retained ``status``; published at once when connected, else on connect."""
-        self._status.update(PhoneStatus(registered, state, extension), self._clock())
+    def update_status(
+        self, registered: bool, state: str, extension: str, settings: dict[str, Any] | None = None
+    ) -> None:
+        """Change the retained ``status``; published at once when connected, else on connect.
+        ``settings``: the phone's do-not-disturb and forwarding, shown in the status."""
+        self._status.update(PhoneStatus(registered, state, extension, settings), self._clock())
         with self._lock:
             connected = self._connected
         if connected:
@@ -180,21 +173,10 @@ class CrmBridge:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"deskphone-{self.device_id}",
-            protocol=mqtt.MQTTv5,
-        )
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
+        client = new_client(f"deskphone-{self.device_id}", s.username, s.password)
         if s.tls:
             try:
-                client.tls_set(
-                    ca_certs=s.ca_file,
-                    certfile=s.client_cert,
-                    keyfile=s.client_key,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
+                use_tls(client, s.ca_file, s.client_cert, s.client_key)
             except OSError as exc:  # unreadable files; ssl.SSLError (a key that does not match) is one too
                 self._tls_setup_error = f"TLS: cannot load {_tls_files(s)}: {exc.strerror or exc}"
         will_props = Properties(PacketTypes.WILLMESSAGE)
@@ -208,7 +190,6 @@ class CrmBridge:
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_message = self._guard(self._on_message)
         client.on_publish = self._guard(self._on_publish)
-        client.on_socket_open = _no_delay
         client.on_log = self._on_log
         return client
 

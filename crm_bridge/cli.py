@@ -2,7 +2,9 @@
 
 ``crm dial --device ID NUMBER`` publishes ``cmd/dial``, prints the reply, then the events of that call
 as they arrive until ``call.ended`` (or the click-to-call expires or is cancelled, Ctrl-C, or the
-timeout). ``crm watch --device ID`` prints every event and status change. Mounted by
+timeout). ``crm watch --device ID`` prints every event and status change. ``crm forward --device ID
+MODE NUMBER|off`` and ``crm dnd --device ID on|off`` set forwarding and do-not-disturb and print the
+reply. Mounted by
 ``firmware.cli`` through ``add_crm_subcommands`` and ``run_crm``; also runnable as
 ``python -m crm_bridge.cli``.
 """
@@ -22,6 +24,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from firmware.commands import FORWARD_MODES
+
+from .codec import encode_forward
 
 _FINAL_TYPES = {"call.ended", "click_to_call.expired", "click_to_call.cancelled"}
 
@@ -48,6 +54,14 @@ def add_crm_subcommands(subparsers: Any) -> argparse.ArgumentParser:
     dial.add_argument("--crm-json", help="opaque JSON object echoed in every event of the call")
     watch = crm_sub.add_parser("watch", help="print the phone's events and status as they arrive")
     common(watch)
+    forward = crm_sub.add_parser("forward", help="forward the phone's calls of MODE to NUMBER (or off)")
+    common(forward)
+    forward.add_argument("mode", choices=FORWARD_MODES)
+    forward.add_argument("number", help="where to forward, or 'off'")
+    forward.add_argument("--no-answer-s", type=int, help="with no_answer: seconds of ringing first")
+    dnd = crm_sub.add_parser("dnd", help="do-not-disturb on or off")
+    common(dnd)
+    dnd.add_argument("state", choices=("on", "off"))
     crm.set_defaults(func=run_crm)
     return crm
 
@@ -57,6 +71,8 @@ def run_crm(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         if args.crm_command == "dial":
             return _dial(args, out)
+        if args.crm_command in ("forward", "dnd"):
+            return _setting(args, out)
         return _watch(args, out)
     except KeyboardInterrupt:
         return 130
@@ -138,6 +154,33 @@ def _dial(args: argparse.Namespace, out: TextIO) -> int:
                 _print(out, body.get("type", "event"), body)
                 if body.get("type") in _FINAL_TYPES:
                     return 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _setting(args: argparse.Namespace, out: TextIO) -> int:
+    """``cmd/forward`` or ``cmd/dnd``; prints the reply (every setting, or the error)."""
+    base = f"{args.prefix.strip('/')}/{args.device}"
+    request_id = uuid.uuid4().hex
+    if args.crm_command == "forward":
+        number = None if args.number == "off" else args.number
+        payload = encode_forward(request_id, args.mode, number, args.no_answer_s)
+    else:
+        payload = json.dumps({"v": 1, "id": request_id, "enabled": args.state == "on"}).encode()
+    client, inbox = _connect(args, [f"{base}/reply/{request_id}"])
+    try:
+        client.publish(f"{base}/cmd/{args.crm_command}", payload, qos=1)
+        try:
+            msg = inbox.get(timeout=min(args.timeout, 30.0))
+        except queue.Empty:
+            print(f"crm {args.crm_command}: no reply from the phone", file=sys.stderr)
+            return 2
+        if isinstance(msg, Exception):
+            raise OSError(str(msg))
+        body = _json(msg.payload) or {}
+        _print(out, "reply", body)
+        return 0 if body.get("ok") else 1
     finally:
         client.disconnect()
         client.loop_stop()

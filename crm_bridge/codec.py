@@ -17,15 +17,27 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firmware.commands import CancelDial, Command, Dial, Hangup, Reply, ShowCaller
-from firmware.events import SCHEMA_VERSION, CallRecord, Event, Remote, Transfer
+from firmware.commands import (
+    FORWARD_MODES,
+    CancelDial,
+    Command,
+    Dial,
+    Hangup,
+    Reply,
+    SetDoNotDisturb,
+    SetForward,
+    ShowCaller,
+)
+from firmware.events import SCHEMA_VERSION, CallRecord, Event, Forwarded, Remote, Transfer
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_NUMBER_LEN = 32
 MAX_ID_LEN = 128
 MAX_DISPLAY_LEN = 64
 MAX_TTL_S = 86_400
-COMMAND_KINDS = ("dial", "cancel", "hangup", "caller")
+COMMAND_KINDS = ("dial", "cancel", "hangup", "caller", "forward", "dnd")
+MAX_NO_ANSWER_S = 120
+FORWARD_REASONS = ("unconditional", "user-busy", "no-answer")
 
 _NUMBER_RE = re.compile(r"[0-9+*#]+")
 # A request id becomes a topic level (reply/<id>): no MQTT wildcards, separators or control characters.
@@ -98,6 +110,8 @@ def call_to_dict(call: CallRecord) -> dict[str, Any]:
         out["transferred_from"] = _transfer_to_dict(call.transferred_from)
     if call.transferred_to is not None:
         out["transferred_to"] = _transfer_to_dict(call.transferred_to)
+    if call.forwarded_to is not None:  # added within v1: only on a call the phone forwarded
+        out["forwarded_to"] = {"number": call.forwarded_to.number, "reason": call.forwarded_to.reason}
     return out
 
 
@@ -135,19 +149,26 @@ def encode_reply(reply: Reply) -> bytes:
 
 
 def encode_status(
-    *, registered: bool, state: str, extension: str, firmware: str, since: datetime, online: bool = True
+    *,
+    registered: bool,
+    state: str,
+    extension: str,
+    firmware: str,
+    since: datetime,
+    online: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> bytes:
-    return _dumps(
-        {
-            "v": SCHEMA_VERSION,
-            "online": online,
-            "registered": registered,
-            "state": state,
-            "extension": extension,
-            "firmware": firmware,
-            "since": format_time(since),
-        }
-    )
+    """``settings`` (added within v1): ``dnd`` and ``forward``, what sends the phone's calls elsewhere."""
+    out: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "online": online,
+        "registered": registered,
+        "state": state,
+        "extension": extension,
+        "firmware": firmware,
+        "since": format_time(since),
+    }
+    return _dumps(out | (settings or {}))
 
 
 def _jsonable(value: Any) -> Any:
@@ -197,6 +218,10 @@ def decode_command(
         return CancelDial(request_id=request_id)
     if kind == "caller":
         return _decode_caller(obj, request_id)
+    if kind == "forward":
+        return _decode_forward(obj, request_id)
+    if kind == "dnd":
+        return _decode_dnd(obj, request_id)
     call_id = _optional_str(obj, "call_id", request_id, MAX_ID_LEN)
     return Hangup(request_id=request_id, call_id=call_id)
 
@@ -282,6 +307,52 @@ def _decode_caller(obj: dict[str, Any], request_id: str) -> ShowCaller:
     if not name or not name.isprintable():
         raise CommandRejected(INVALID_PAYLOAD, "'name' must be 1 to 64 printable characters", request_id)
     return ShowCaller(request_id=request_id, call_id=call_id, name=name)
+
+
+def _decode_forward(obj: dict[str, Any], request_id: str) -> SetForward:
+    mode = obj.get("mode")
+    if mode not in FORWARD_MODES:
+        raise CommandRejected(
+            INVALID_PAYLOAD, f"'mode' must be one of {', '.join(FORWARD_MODES)}", request_id
+        )
+    if "number" not in obj:
+        raise CommandRejected(INVALID_PAYLOAD, "missing 'number' (null stops forwarding)", request_id)
+    number = obj["number"]
+    if number is not None and not isinstance(number, str):
+        raise CommandRejected(
+            INVALID_PAYLOAD, f"'number' must be a string or null, not {_json_type(number)}", request_id
+        )
+    if number is not None and not (len(number) <= MAX_NUMBER_LEN and _NUMBER_RE.fullmatch(number)):
+        raise CommandRejected(
+            INVALID_NUMBER,
+            f"'number' must be 1 to {MAX_NUMBER_LEN} characters of digits, '+', '*' and '#'",
+            request_id,
+        )
+    seconds = obj.get("no_answer_s")
+    if seconds is not None and (
+        type(seconds) is not int or not 1 <= seconds <= MAX_NO_ANSWER_S or mode != "no_answer"
+    ):
+        raise CommandRejected(
+            INVALID_PAYLOAD,
+            f"'no_answer_s' must be a whole number of seconds, 1 to {MAX_NO_ANSWER_S}, with mode no_answer",
+            request_id,
+        )
+    return SetForward(request_id=request_id, mode=mode, number=number, no_answer_s=seconds)
+
+
+def _decode_dnd(obj: dict[str, Any], request_id: str) -> SetDoNotDisturb:
+    enabled = obj.get("enabled")
+    if not isinstance(enabled, bool):
+        raise CommandRejected(INVALID_PAYLOAD, "'enabled' must be true or false", request_id)
+    return SetDoNotDisturb(enabled=enabled, request_id=request_id)
+
+
+def encode_forward(request_id: str, mode: str, number: str | None, no_answer_s: int | None = None) -> bytes:
+    """The ``cmd/forward`` payload (the CRM's side); ``number`` None stops forwarding ``mode``."""
+    out: dict[str, Any] = {"v": SCHEMA_VERSION, "id": request_id, "mode": mode, "number": number}
+    if no_answer_s is not None:
+        out["no_answer_s"] = no_answer_s
+    return _dumps(out)
 
 
 def _expiry(
@@ -469,6 +540,7 @@ def _call_from_dict(obj: Any) -> CallRecord:
             hangup_by=obj.get("hangup_by"),
             transferred_from=_transfer_from_dict(obj.get("transferred_from")),
             transferred_to=_transfer_from_dict(obj.get("transferred_to")),
+            forwarded_to=_forwarded_from_dict(obj.get("forwarded_to")),
         )
     except KeyError as missing:
         raise ContractError(f"call without {missing.args[0]!r}") from None
@@ -483,6 +555,14 @@ def _transfer_from_dict(obj: Any) -> Transfer | None:
     return Transfer(
         str(obj.get("call_id") or ""), Remote(str(remote.get("number") or ""), remote.get("name"))
     )
+
+
+def _forwarded_from_dict(obj: Any) -> Forwarded | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or obj.get("reason") not in FORWARD_REASONS:
+        raise ContractError("'forwarded_to' must be an object with 'number' and a known 'reason'")
+    return Forwarded(str(obj.get("number") or ""), obj["reason"])
 
 
 def _contract_object(payload: bytes) -> dict[str, Any]:

@@ -196,5 +196,6 @@ class StatusPublisher:
                 extension=self._status.extension,
                 firmware=self._firmware,
                 since=self._since,
+                settings=self._status.settings,
             )
         return self._client.publish(self._topic, payload, qos=1, retain=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,4 @@ class PhoneStatus:
     registered: bool = False
     state: str = "idle"
     extension: str = ""
+    settings: dict[str, Any] | None = None  # {"dnd": ..., "forward": {...}}: shown in the status

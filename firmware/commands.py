@@ -74,10 +74,38 @@ class ShowCaller:
 
 @dataclass(frozen=True)
 class SetDoNotDisturb:
+    """Do-not-disturb on or off; ``request_id`` (a remote command's) is answered with the new state."""
+
     enabled: bool
+    request_id: str | None = None
 
 
-Command = PressKey | LiftHandset | ReplaceHandset | Dial | CancelDial | Hangup | ShowCaller | SetDoNotDisturb
+ForwardMode = Literal["always", "busy", "no_answer"]
+FORWARD_MODES: tuple[ForwardMode, ...] = ("always", "busy", "no_answer")
+
+
+@dataclass(frozen=True)
+class SetForward:
+    """Forward calls of ``mode`` to ``number`` (None: stop forwarding them). ``no_answer_s``: how long
+    a call rings before a ``no_answer`` forward takes it (None: keep the current time)."""
+
+    request_id: str
+    mode: ForwardMode
+    number: str | None
+    no_answer_s: int | None = None
+
+
+Command = (
+    PressKey
+    | LiftHandset
+    | ReplaceHandset
+    | Dial
+    | CancelDial
+    | Hangup
+    | ShowCaller
+    | SetDoNotDisturb
+    | SetForward
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from configschema.schema import ConfigError, check_sections, merge_secrets, read_toml
+from configschema.sections import LogConfig
 from firmware import config_values as check
 from firmware.config_values import Secret
 
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DeviceConfig",
     "DialplanConfig",
+    "ForwardConfig",
     "LogConfig",
     "MqttConfig",
     "Secret",
@@ -41,7 +43,6 @@ PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "native")
 DEFAULT_STORAGE_DIR = Path("/var/lib/deskphone")
 NO_SECRET = Secret("")
 SECRETS_FILE_NAME = "secrets.toml"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_CODECS = ("G722/16000", "PCMA/8000", "PCMU/8000")
 CODEC = check.string(r"[A-Za-z0-9_-]+/\d+", "NAME/RATE, e.g. 'PCMA/8000'")
 SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece.raw", "asoundrc": "asoundrc"}
@@ -139,6 +140,24 @@ class LineConfig:
     hook_flash_min_s: Annotated[float | None, check.number_or_empty(0, 2)] = None  # empty: the board's
     hook_flash_max_s: Annotated[float | None, check.number_or_empty(0.05, 5)] = None
     call_waiting: Annotated[bool, check.boolean] = True  # false: a call during a call gets 486
+    # after a flash with a call waiting, how long a key (0 reject, 1 end and take, 2 hold and take)
+    # is awaited before the flash holds the call and takes the waiting one; 0: at once, no keys
+    call_waiting_choice_s: Annotated[float, check.number(0, 10)] = 2.0
+    hold_music: Annotated[Path | None, check.path] = None  # a WAV a party we hold hears; none: hold tone
+
+
+FORWARD_TARGET = check.string(r"[0-9+*#]{0,32}", "a number of up to 32 digits, '+', '*', '#', or empty (off)")
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    """Call forwarding (a 302 the PBX follows); an empty number is off. cmd/forward changes it at run
+    time; the change is kept in ``storage.dir`` and wins until this table itself changes."""
+
+    always: Annotated[str, FORWARD_TARGET] = ""  # every call
+    busy: Annotated[str, FORWARD_TARGET] = ""  # calls the line cannot take (instead of 486)
+    no_answer: Annotated[str, FORWARD_TARGET] = ""  # calls not answered within no_answer_s
+    no_answer_s: Annotated[int, check.integer(1, 120)] = 20
 
 
 @dataclass(frozen=True)
@@ -164,11 +183,6 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
-class LogConfig:
-    level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
-
-
-@dataclass(frozen=True)
 class Config:
     device: DeviceConfig
     sip: SipConfig
@@ -177,6 +191,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
     line: LineConfig = field(default_factory=LineConfig)
+    forward: ForwardConfig = field(default_factory=ForwardConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -190,6 +205,7 @@ SECTIONS: dict[str, type] = {
     "audio": AudioConfig,
     "dialplan": DialplanConfig,
     "line": LineConfig,
+    "forward": ForwardConfig,
     "mqtt": MqttConfig,
     "storage": StorageConfig,
     "log": LogConfig,
@@ -200,6 +216,7 @@ _PATH_KEYS = {
     "sim": ("control_socket", "mic_file", "earpiece_file", "asoundrc"),
     "sip": ("tls_ca_file",),
     "mqtt": ("ca_file", "client_cert", "client_key"),
+    "line": ("hold_music",),
 }
 
 
@@ -276,10 +293,19 @@ def _check_across_sections(values: dict[str, dict[str, Any]], errors: list[str])
             "sip.tls_ca_file: required when sip.transport is tls and tls_verify_server is true "
             "(the registrar's certificate cannot be verified without the CA that signed it)"
         )
+    for mode in ("always", "busy", "no_answer"):
+        if sip["user"] and values["forward"][mode] == sip["user"]:
+            own = sip["user"]
+            errors.append(f"forward.{mode}: {own!r} is the phone's own extension (sip.user): it would loop")
     if mqtt["client_cert"] and not mqtt["client_key"]:
         errors.append("mqtt.client_key: required when mqtt.client_cert is set")
     if mqtt["client_key"] and not mqtt["client_cert"]:
         errors.append("mqtt.client_cert: required when mqtt.client_key is set")
+    hold_music = values["line"]["hold_music"]
+    if hold_music is not None:
+        problem = check.hold_music_problem(hold_music)
+        if problem:
+            errors.append(f"line.hold_music: {problem}")
 
 
 def config_warnings(config: Config) -> list[str]:

@@ -3,6 +3,8 @@ phone's own (digit maps, keypad keys)."""
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
 from typing import Any
 
 from configschema.values import (
@@ -37,6 +39,7 @@ __all__ = [
     "array",
     "boolean",
     "digit_map",
+    "hold_music_problem",
     "host",
     "host_and_port",
     "integer",
@@ -74,3 +77,33 @@ def number_or_empty(low: float, high: float) -> Check:
         return None if value == "" else of_number(value)
 
     return check
+
+
+HOLD_MUSIC_RATES = (8000, 16000, 32000, 44100, 48000)
+
+
+def hold_music_problem(file: Path) -> str | None:
+    """Why ``file`` cannot be played to a held party (pjmedia's WAV player into a mono bridge), or None.
+
+    The player reads 16-bit PCM WAV; the conference bridge takes any of these rates but only mono.
+    """
+    try:
+        with wave.open(str(file), "rb") as wav:
+            channels, width, rate, frames = (wav.getnchannels(), wav.getsampwidth(),
+                                             wav.getframerate(), wav.getnframes())  # fmt: skip
+    except FileNotFoundError:
+        return f"no such file: {file}"
+    except OSError as error:
+        return f"cannot read {file}: {error.strerror or error}"
+    except (wave.Error, EOFError) as error:
+        return f"{file} is not a PCM WAV file ({error or 'truncated'})"
+    wrong = []
+    if channels != 1:
+        wrong.append(f"{channels} channels (mono needed)")
+    if width != 2:
+        wrong.append(f"{width * 8}-bit samples (16-bit needed)")
+    if rate not in HOLD_MUSIC_RATES:
+        wrong.append(f"{rate} Hz (one of {', '.join(map(str, HOLD_MUSIC_RATES))} needed)")
+    if frames == 0:
+        wrong.append("no audio in it")
+    return f"{file}: {', '.join(wrong)}" if wrong else None

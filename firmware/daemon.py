@@ -25,13 +25,16 @@ from firmware import __version__, systemd
 from firmware import commands as cmd
 from firmware.config import Config, config_warnings, load_config_or_report
 from firmware.events import CallRecord
+from firmware.line_settings import LineSettings, LineSettingsStore
 from firmware.logs import configure as configure_logging
+from firmware.phone import PhoneSettings, PhoneState, initial_state
+from firmware.phone.forwarding import settings_view
+from firmware.phone.state import Forwarding
 from firmware.reporters import LogReporter, RecentEvents
 
 if TYPE_CHECKING:
     import hal
     from firmware.core import PhoneCore
-    from firmware.phone import PhoneState
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,9 @@ class Daemon:
         self.board = boards.get_board(config.board.name)
         self._parts = contextlib.ExitStack()
         self._state: PhoneState | None = None
-        self._published_status: tuple[bool, str] | None = None
+        self._published_status: tuple[bool, str, dict[str, Any]] | None = None
+        self._line_settings: LineSettingsStore | None = None
+        self._kept_settings: LineSettings | None = None
         self.recent = RecentEvents(config.device.id)
         self.core: PhoneCore | None = None
         self._early_lock = threading.Lock()
@@ -98,7 +103,6 @@ class Daemon:
         import hal
         from firmware.actuators import PhoneActuators
         from firmware.core import PhoneCore
-        from firmware.phone import PhoneSettings, initial_state
 
         factory = hal.make_pin_factory(config.board.pin_factory)
         self._parts.callback(factory.close)
@@ -114,15 +118,20 @@ class Daemon:
         self.hardware = hal.build_hardware(self.board, factory, audio_settings)
         self._parts.callback(self.hardware.close)
 
+        self._line_settings = LineSettingsStore(storage, self._configured_line_settings())
+        self._kept_settings = self._line_settings.load()
         state = initial_state(
             PhoneSettings.from_config(
                 config.dialplan,
                 call_id_prefix=f"out-{os.urandom(3).hex()}-",
                 hook_flash_s=self._hook_flash_window(),
                 call_waiting=config.line.call_waiting,
+                own_number=config.sip.user,
+                waiting_choice_s=config.line.call_waiting_choice_s,
             ),
-            dnd=config.sip.do_not_disturb,
+            dnd=self._kept_settings.dnd,
             off_hook=self.hardware.hook.is_off_hook,
+            forwarding=self._kept_settings.forwarding,
         )
         # The core serves its inbox only from serve(), so the CRM bridge may join its reporters later.
         actuators = PhoneActuators(self.hardware, self.sip)
@@ -178,8 +187,10 @@ class Daemon:
 
     def stop(self) -> None:
         systemd.notify("STOPPING=1")
+        # Before the parts stop: the sip thread's last collection must see the pjsua2 objects that
+        # start-up made (the agent deletes them all before libDestroy).
+        gc.unfreeze()
         self._parts.close()
-        gc.unfreeze()  # a daemon run inside a test process: its start-up garbage is collectable again
         logger.info("deskphone stopped")
 
     # -- wiring ---------------------------------------------------------------------------------------
@@ -225,10 +236,30 @@ class Daemon:
         self._state = state
         if self.control is not None:
             self.control.notify_changed()
-        status = (state.registered, AVAILABILITY.get(state.mode, state.mode))
+        self._keep_line_settings(state)
+        status = (state.registered, AVAILABILITY.get(state.mode, state.mode), settings_view(state))
         if self.bridge is not None and status != self._published_status:
             self._published_status = status
-            self.bridge.update_status(registered=status[0], state=status[1], extension=self.config.sip.user)
+            self.bridge.update_status(
+                registered=status[0], state=status[1], extension=self.config.sip.user, settings=status[2]
+            )
+
+    def _configured_line_settings(self) -> LineSettings:
+        forward = self.config.forward
+        forwarding = Forwarding(
+            always=forward.always or None,
+            busy=forward.busy or None,
+            no_answer=forward.no_answer or None,
+            no_answer_s=forward.no_answer_s,
+        )
+        return LineSettings(dnd=self.config.sip.do_not_disturb, forwarding=forwarding)
+
+    def _keep_line_settings(self, state: PhoneState) -> None:
+        """Write forwarding and DND to disk when a command changed them (core thread)."""
+        settings = LineSettings(state.dnd, state.forwarding)
+        if self._line_settings is not None and settings != self._kept_settings:
+            self._kept_settings = settings
+            self._line_settings.save(settings)
 
     def _heartbeat(self) -> None:
         systemd.notify("WATCHDOG=1")
@@ -246,6 +277,7 @@ class Daemon:
             "phone_state": state.mode if state else "starting",
             "registered": bool(state and state.registered),
             "dnd": bool(state and state.dnd),
+            "forward": state.forwarding.as_dict() if state else None,
             "digits": state.digits if state else "",
             "missed_call": bool(state and state.missed_call),
             "hook": "up" if hw.hook.is_off_hook else "down",
@@ -313,6 +345,7 @@ class Daemon:
             srtp=sip.srtp,
             user_agent=f"deskphone/{__version__}",
             accept_transfer=sip.accept_transfer,
+            hold_music=str(self.config.line.hold_music or ""),
             max_calls=sip.max_calls,
             only_from_pbx=sip.only_from_pbx,
             trusted_pbx=tuple(sip.trusted_pbx),
@@ -347,6 +380,7 @@ class Daemon:
                 registered=bool(state and state.registered),
                 state=AVAILABILITY.get(mode, mode),
                 extension=self.config.sip.user,
+                settings=settings_view(state) if state else None,
             )
 
         return CrmBridge(settings, self.config.device.id, self._on_command, status)

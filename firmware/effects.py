@@ -67,6 +67,16 @@ class EndCall:
 
 
 @dataclass(frozen=True)
+class RedirectCall:
+    """Answer the ringing ``call_id`` with 302 to ``number`` at the PBX, a Diversion header saying
+    ``reason`` (RFC 5806: ``unconditional``, ``user-busy``, ``no-answer``)."""
+
+    call_id: str
+    number: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class HoldCall:
     """Put ``call_id`` on hold (re-INVITE, ``a=sendonly``) with the hold tone to it; False resumes it."""
 
@@ -138,6 +148,7 @@ Effect = (
     | PlaceCall
     | AnswerCall
     | EndCall
+    | RedirectCall
     | HoldCall
     | TransferCall
     | SendDtmf

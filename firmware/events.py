@@ -29,7 +29,10 @@ EventType = Literal[
 ]
 
 Direction = Literal["inbound", "outbound"]
-Disposition = Literal["answered", "missed", "busy", "rejected", "cancelled", "no_answer", "failed"]
+Disposition = Literal[
+    "answered", "missed", "busy", "rejected", "cancelled", "no_answer", "failed", "forwarded"
+]
+ForwardReason = Literal["unconditional", "user-busy", "no-answer"]
 
 
 def utc_now() -> datetime:
@@ -51,6 +54,14 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Forwarded:
+    """Where the phone sent a call it did not take (a 302 the PBX follows), and why (RFC 5806)."""
+
+    number: str
+    reason: ForwardReason
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """Everything a CRM needs for its call card; complete in ``call.ended``."""
 
@@ -69,6 +80,7 @@ class CallRecord:
     hangup_by: Literal["local", "remote"] | None = None
     transferred_from: Transfer | None = None  # this call replaced that one (the far end transferred us)
     transferred_to: Transfer | None = None  # the far end transferred this call: our call to the target
+    forwarded_to: Forwarded | None = None  # the phone redirected this incoming call (disposition forwarded)
 
     @property
     def ring_s(self) -> float | None:

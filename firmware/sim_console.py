@@ -48,6 +48,12 @@ def summary(state: dict[str, Any]) -> str:
         line += f" held={state['held'].get('remote')}"
     if state.get("waiting"):
         line += f" waiting={state['waiting'].get('remote')}"
+    if state.get("dnd"):
+        line += " dnd=on"
+    forward = state.get("forward") or {}
+    forwards = [f"{mode}>{forward[mode]}" for mode in ("always", "busy", "no_answer") if forward.get(mode)]
+    if forwards:
+        line += f" forward={','.join(forwards)}"
     return line
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from configschema import values as check
 from configschema.schema import ConfigError, check_sections, merge_secrets, read_toml, render, resolve_paths
+from configschema.sections import LogConfig
 from configschema.values import Secret
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_config", "render_config"]
@@ -20,7 +21,6 @@ __all__ = ["Config", "ConfigError", "load_config", "parse_config", "render_confi
 DEFAULT_STORAGE_DIR = Path("/var/lib/deskphone-gateway")
 SECRETS_FILE_NAME = "secrets.toml"
 NO_SECRET = Secret("")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,10 @@ class Bitrix24Config:
     rate_burst: Annotated[int, check.integer(1, 10000)] = 50
     rate_per_s: Annotated[float, check.number(0.1, 1000)] = 2.0
     timeout_s: Annotated[float, check.number(1, 120)] = 10.0
+    # Requests that wait together go in one ``batch`` (up to 50 commands, one request of the limit).
+    batch: Annotated[bool, check.boolean] = True
+    # How long a finish may wait for others to share its batch (pop-ups never wait).
+    batch_linger_ms: Annotated[int, check.integer(0, 10000)] = 500
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,6 @@ class OutboxConfig:
 
     retry_min_s: Annotated[float, check.number(0.05, 60)] = 0.5
     retry_max_s: Annotated[float, check.number(0.1, 600)] = 30.0
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    level: Annotated[str, check.one_of(*LOG_LEVELS, ignore_case=True)] = "INFO"
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from crm_bridge.client import new_client, use_tls
 from crm_bridge.codec import ContractError, decode_event, decode_reply
 from firmware.commands import Reply
 from firmware.events import Event
@@ -124,24 +122,14 @@ class PhonesLink:
 
     def _make_client(self, client_id: str) -> mqtt.Client:
         c = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
-        if c.username:
-            client.username_pw_set(c.username, c.password.reveal() or None)
+        client = new_client(client_id, c.username, c.password.reveal(), manual_ack=True)
         if c.tls:
-            client.tls_set(
-                ca_certs=str(c.ca_file) if c.ca_file else None,
-                certfile=str(c.client_cert) if c.client_cert else None,
-                keyfile=str(c.client_key) if c.client_key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            use_tls(client, c.ca_file, c.client_cert, c.client_key)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = _guard(self._connect)
         client.on_connect_fail = _guard(self._connect_fail)
         client.on_disconnect = _guard(self._disconnect)
         client.on_message = _guard(self._message)
-        client.on_socket_open = _no_delay
         return client
 
     def _connect(
@@ -229,8 +217,3 @@ def _guard(callback: Callable[..., None]) -> Callable[..., None]:
             logger.exception("error in MQTT callback %s", callback.__name__)
 
     return guarded
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    with contextlib.suppress(AttributeError, OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

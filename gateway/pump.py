@@ -3,8 +3,12 @@
 Pop-ups (``register``) go before everything else that waits, since a card that shows late is the
 known complaint; a call's own requests keep their order (its register is always older than its
 finish). A request leaves the outbox only once the CRM has accepted it. While the CRM is down or
-rate-limits us, the head of the queue is retried with backoff (up to ``max_backoff_s``), so
-nothing overtakes it; the outage is logged once, not once per retry.
+rate-limits us, what was sent is retried with backoff (up to ``max_backoff_s``), so nothing
+overtakes it; the outage is logged once, not once per retry.
+
+A batching adapter (Bitrix24) coalesces: the pump reads the outbox only when the CRM's rate limit
+lets the next round trip go (``send_in_s``), so whatever queued meanwhile shares it, and requests
+that are not pop-ups may wait ``linger_s`` for company first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from .store import GatewayStore, OutboxEntry
 
 logger = logging.getLogger(__name__)
 
-BATCH = 50
+LOOK_AHEAD = 1000  # waiting requests read at a time: the pop-ups among them go first
 
 
 def delivery_order(entries: list[OutboxEntry]) -> list[OutboxEntry]:
@@ -42,8 +46,10 @@ class OutboxPump:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"outbox-{adapter.name}", daemon=True)
+        adapter.wake_outbox = self.wake
         self._backoff = 0.0
         self._outage_since: float | None = None
+        self._lingering_since: float | None = None
         self.delivered = 0
         self.refused = 0
         self.retries = 0
@@ -73,22 +79,40 @@ class OutboxPump:
 
     def _once(self) -> bool:
         """Deliver what waits; False when the outbox is empty."""
-        entries = delivery_order(self.store.pending(self.adapter.name, BATCH))
-        if not entries:
+        wait = self.adapter.send_in_s()
+        if wait > 0:  # the rate limit: what queues meanwhile goes in the next round trip
+            self._stop.wait(min(wait, 1.0))
+            return True
+        entries = delivery_order(self.store.pending(self.adapter.name, LOOK_AHEAD))
+        if not entries and not self.adapter.has_queries():
+            self._lingering_since = None
             return False
+        linger = self.adapter.linger_s(entries)
+        if linger > 0:
+            now = time.monotonic()
+            self._lingering_since = self._lingering_since or now
+            left = self._lingering_since + linger - now
+            if left > 0:
+                self._wake.wait(left)
+                self._wake.clear()
+                return True
+        self._lingering_since = None
         try:
             outcomes = self.adapter.deliver(entries)
         except Exception as error:  # an adapter bug or an unexpected library error: never lose the entry
-            logger.exception("%s: delivering seq %d raised", self.adapter.name, entries[0].seq)
-            outcomes = [RetryLater(f"{type(error).__name__} in the adapter")]
-        for entry, outcome in zip(entries, outcomes, strict=False):
+            logger.exception(
+                "%s: delivering seq %d raised", self.adapter.name, entries[0].seq if entries else -1
+            )
+            outcomes = [(entries[0], RetryLater(f"{type(error).__name__} in the adapter"))] if entries else []
+        retry: RetryLater | None = None
+        delivered: list[int] = []
+        deferred: list[tuple[int, str]] = []
+        buried: list[tuple[int, str]] = []
+        for entry, outcome in outcomes:
             if isinstance(outcome, Delivered):
-                self.store.delete(self.adapter.name, entry.seq)
-                self.delivered += 1
-                self._recovered()
+                delivered.append(entry.seq)
             elif isinstance(outcome, Refused):
-                self.store.bury(self.adapter.name, entry.seq, outcome.reason)
-                self.refused += 1
+                buried.append((entry.seq, outcome.reason))
                 logger.error(
                     "%s refused %s of call %s for good: %s",
                     self.adapter.name,
@@ -97,11 +121,17 @@ class OutboxPump:
                     outcome.reason,
                 )
             else:
-                self.store.defer(self.adapter.name, entry.seq, outcome.reason)
-                self.retries += 1
-                self._outage(outcome.reason)
-                self._pause(outcome.after_s)
-                return True
+                deferred.append((entry.seq, outcome.reason))
+                retry = outcome
+        self.store.settle(self.adapter.name, delivered, deferred, buried)  # one commit per round trip
+        self.delivered += len(delivered)
+        self.refused += len(buried)
+        self.retries += len(deferred)
+        if delivered:
+            self._recovered()
+        if retry is not None:
+            self._outage(retry.reason)
+            self._pause(retry.after_s)
         return True
 
     def _pause(self, hint_s: float | None) -> None:

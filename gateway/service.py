@@ -34,6 +34,8 @@ from .stores import open_store
 logger = logging.getLogger(__name__)
 
 NO_DESK = "no_desk"
+LOOKUP_THREADS = 32
+LOOKUP_STALE_S = 30.0  # a caller's name found later than this is no use to the ringing phone
 TIMEOUT = "timeout"
 
 
@@ -71,7 +73,8 @@ class Gateway:
         ]
         self.link = PhonesLink(config.mqtt, self.on_event, self._on_reply, self._on_status)
         self.dialer = Dialer(self.link)
-        self._lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="caller-lookup")
+        # A Bitrix24 look-up waits for the outbox's next batch: enough threads for a batch's worth.
+        self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="caller-lookup")
         self._lock = threading.Lock()
         self.http: Any = None
         self.facts_applied = 0
@@ -149,6 +152,8 @@ class Gateway:
                 self._lookups.submit(self._show_caller_name, request.call)
 
     def _show_caller_name(self, call: CallState) -> None:
+        if (datetime.now(UTC) - call.started_at).total_seconds() > LOOKUP_STALE_S:
+            return  # waited too long behind others (an overload): the call has stopped ringing
         for adapter in self.adapters:
             try:
                 name = adapter.caller_name(call.remote_number)

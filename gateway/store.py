@@ -79,6 +79,27 @@ class GatewayStore(ABC):
     def bury(self, adapter: str, seq: int, error: str) -> None:
         """The CRM refused the request for good: move it out of the outbox, kept for a person to see."""
 
+    def settle(
+        self,
+        adapter: str,
+        delivered: Sequence[int] = (),
+        deferred: Sequence[tuple[int, str]] = (),
+        buried: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """The outcomes of one round trip (a batch): ``delete``, ``defer`` and ``bury`` at once. A
+        store with transactions does them in one, rather than one commit (and fsync) per request."""
+        for seq in delivered:
+            self.delete(adapter, seq)
+        for seq, error in deferred:
+            self.defer(adapter, seq, error)
+        for seq, error in buried:
+            self.bury(adapter, seq, error)
+
+    def put_many(self, scope: str, values: Mapping[str, str]) -> None:
+        """``put`` of several values (in one transaction where the store has them)."""
+        for key, value in values.items():
+            self.put(scope, key, value)
+
     @abstractmethod
     def buried(self, adapter: str) -> list[OutboxEntry]:
         """Requests the CRM refused for good."""

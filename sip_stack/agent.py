@@ -11,14 +11,19 @@ Threads:
 - The caller's threads: the public methods only put a job on a queue and return.
 
 Call objects are held in a registry keyed by our call id and dropped on the ``sip`` thread after
-DISCONNECTED; everything is collected before ``libDestroy``. Every incoming INVITE is judged by
-``sip_stack.admission`` before pjsua creates anything for it: ``sip_stack.prefilter`` answers refused
-ones statelessly; should that filter be off, ``onSelectAccount`` hands them to a second account with
-socket-less loop media that answers them at once (403/404/486).
+DISCONNECTED. Teardown deletes every pjsua2 object on the ``sip`` thread in a fixed order before
+``libDestroy`` (hold sounds, calls, the tone generator, the bridge port, the accounts);
+``sip_stack.lifetimes`` tracks them, so none is destroyed later or on another thread.
+
+Every incoming INVITE is judged by ``sip_stack.admission`` before pjsua creates anything for it:
+``sip_stack.prefilter`` answers refused ones statelessly; should that filter be off,
+``onSelectAccount`` hands them to a second account with socket-less loop media that answers them at
+once (403/404/486).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -27,7 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pjsua2 as pj
 
@@ -35,6 +40,7 @@ from sip_stack import events, memory, sipmsg
 from sip_stack.admission import BUSY, Admission, Refusal
 from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
+from sip_stack.lifetimes import PjObjects
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
 from sip_stack.settings import SipSettings
@@ -69,6 +75,7 @@ _SRTP = {
 }
 
 EventCallback = Callable[[events.SipEvent], None]
+_T = TypeVar("_T")
 
 
 class UserAgent:
@@ -97,6 +104,7 @@ class UserAgent:
         self._status: dict[str, Any] = {"registered": False, "reg_code": 0, "calls": {}, "tone": None}
         # Owned by the sip thread only:
         self._ep: pj.Endpoint | None = None
+        self._pj_objects: PjObjects | None = None
         self._account: SipAccount | None = None
         self._refusal_account: RefusalAccount | None = None
         self._pending_refusal: Refusal | None = None
@@ -148,6 +156,12 @@ class UserAgent:
     def hangup(self, call_id: str, code: int | None = None) -> None:
         """End a call; for an unanswered incoming call ``code`` (e.g. 486) is the rejection."""
         self._post(lambda: self._do_hangup(call_id, code))
+
+    def redirect(self, call_id: str, number: str, reason: str) -> None:
+        """Answer the ringing incoming ``call_id`` with 302 Moved Temporarily to ``number`` at the PBX
+        (Contact), with a Diversion header (RFC 5806) naming our extension and ``reason``
+        (``unconditional``, ``user-busy``, ``no-answer``): the PBX calls the target instead."""
+        self._post(lambda: self._do_redirect(call_id, number, reason))
 
     def send_dtmf(self, call_id: str, digits: str) -> None:
         self._post(lambda: self._do_send_dtmf(call_id, digits))
@@ -263,8 +277,15 @@ class UserAgent:
             logger.warning("registration retry failed to start: %s", _error_text(exc))
             self._reg_retry_at = time.monotonic() + self.settings.retry_interval_s
 
+    def _track(self, obj: _T, what: str) -> _T:
+        """On the sip thread: register a pjsua2 object that must be gone before ``libDestroy``."""
+        if self._pj_objects is not None:
+            self._pj_objects.track(obj, what)
+        return obj
+
     def _create_endpoint(self) -> None:
         s = self.settings
+        self._pj_objects = PjObjects()
         ep = SipEndpoint(self)
         self._ep = ep
         ep.libCreate()
@@ -312,9 +333,9 @@ class UserAgent:
         self._media_clock_running = False
         self._set_codecs()
 
-        self._port = BridgePort(self.audio)
+        self._port = self._track(BridgePort(self.audio), "AudioMediaPort (the audio bridge)")
         self._port.create()
-        self._tone_gen = pj.ToneGenerator()
+        self._tone_gen = self._track(pj.ToneGenerator(), "ToneGenerator (local tones)")
         self._tone_gen.createToneGenerator(s.clock_rate, 1)
         # The tone generator is connected to the port only while a tone plays: with nothing connected
         # pjsua closes the (null) sound device after sndAutoCloseTime, and the media clock sleeps
@@ -403,18 +424,27 @@ class UserAgent:
                     break
                 self._run_pending_jobs()
                 ep.libHandleEvents(_PUMP_MS)
-            self._calls.clear()
-            for account in (self._refusal_account, self._account):
-                if account is None:
-                    continue
-                try:
-                    account.shutdown()
-                except Exception as exc:
-                    logger.warning("account shutdown: %s", _error_text(exc))
-                for _ in range(20):  # let the un-REGISTER go out
-                    ep.libHandleEvents(_PUMP_MS)
+            self._drop_all_calls()  # ~Call hangs up one still up, before its account goes
+            self._unregister(ep)
         finally:
             self._destroy_endpoint()
+
+    def _drop_all_calls(self) -> None:
+        for call in self._calls.values():
+            call.hold_sound = None  # its conference port goes before the call's media
+        self._calls.clear()
+
+    def _unregister(self, ep: pj.Endpoint) -> None:
+        """Un-REGISTER both accounts (a function of its own: no frame of the teardown keeps one)."""
+        for account in (self._refusal_account, self._account):
+            if account is None:
+                continue
+            try:
+                account.shutdown()
+            except Exception as exc:
+                logger.warning("account shutdown: %s", _error_text(exc))
+            for _ in range(20):  # let the un-REGISTER go out
+                ep.libHandleEvents(_PUMP_MS)
 
     def _check_rtp_timeouts(self) -> None:
         """End answered calls that received no RTP for ``rtp_timeout_s`` (far end gone without a BYE).
@@ -464,12 +494,7 @@ class UserAgent:
         if self._prefilter is not None:
             self._prefilter.unregister()
             self._prefilter = None
-        self._calls.clear()
-        self._account = None
-        self._refusal_account = None
-        self._tone_gen = None
-        self._port = None
-        gc.collect()
+        self._release_pj_objects()
         if self._ep is not None:
             try:
                 self._ep.libDestroy()
@@ -480,6 +505,32 @@ class UserAgent:
         with self._status_lock:
             self._status.update(registered=False, calls={}, tone=None)
         logger.info("SIP stack stopped")
+
+    def _release_pj_objects(self) -> None:
+        """Delete every pjsua2 object of ours, here on the sip thread, in an order pjsua accepts.
+
+        Jobs still queued may hold a call (a transfer's check): they are dropped unrun. A hold sound
+        goes before its call, the calls before the accounts they belong to; the tone generator and
+        the bridge port were disconnected by ``_shutdown``. ``gc.collect`` then frees, on this
+        thread, whatever a reference cycle still held; anything alive after it is held from outside
+        the agent and is leaked instead of being destroyed after ``libDestroy``.
+        """
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        self._drop_all_calls()
+        self._tone_gen = None
+        self._port = None
+        self._refusal_account = None
+        self._account = None
+        gc.collect()
+        if self._pj_objects is not None:
+            survivors = self._pj_objects.close()
+            if survivors:
+                logger.error("%d pjsua2 objects outlived the agent's references: %s", len(survivors),
+                             ", ".join(survivors))  # fmt: skip
 
     # ---- jobs (sip thread) -------------------------------------------------------------------
     def _do_make_call(self, call_id: str, number: str) -> None:
@@ -615,6 +666,29 @@ class UserAgent:
             prm.statusCode = code
         call.hangup(prm)
 
+    def _do_redirect(self, call_id: str, number: str, reason: str) -> None:
+        call = self._find(call_id)
+        if call is None or call.ended or call.answered:
+            return
+        s = self.settings
+        contact = f"<{self._target_uri(number)}>"
+        diversion = f"<sip:{s.user}@{s.sip_domain}>;reason={reason};counter=1;privacy=off"
+        prm = _status_param(302, "Moved Temporarily")
+        # pjsip's dialog adds its own Contact to a 3xx only when the response has none: ours is the
+        # only one (the lab's kamailio logs the 302's Contacts; tests/e2e/test_line_forwarding.py).
+        prm.txOption.headers.append(_header("Contact", contact))
+        prm.txOption.headers.append(_header("Diversion", diversion))
+        call.local_hangup = True
+        call.end_reason = (302, f"Forwarded to {number} ({reason})")
+        try:
+            call.answer(prm)
+        except Exception as exc:
+            logger.warning("call %s: could not redirect to %s: %s", call_id, number, _error_text(exc))
+            with contextlib.suppress(Exception):  # the caller gone meanwhile: nothing left to end
+                call.hangup(_status_param(480))
+            return
+        logger.info("call %s: redirected to %s (%s)", call_id, contact, reason)
+
     def _do_send_dtmf(self, call_id: str, digits: str) -> None:
         call = self._find(call_id)
         if call is None:
@@ -720,7 +794,9 @@ class UserAgent:
 
     def _drop_call(self, call_id: str) -> None:
         call = self._calls.pop(call_id, None)
-        if call is not None and not call.ignored:
+        collect = call is not None and not call.ignored
+        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection below
+        if collect:
             gc.collect()  # a refused call holds no media; collecting for each would slow a flood down
         self._update_media_clock()
 
@@ -728,9 +804,9 @@ class UserAgent:
         """Run pjsua's null sound device (the media clock) only while a tone or a call has audio."""
         if self._ep is None:
             return
-        # A held call's hold tone also needs the clock: the conference bridge moves it to the far end.
+        # A held call's hold tone or music needs the clock too: the conference bridge moves it to the call.
         wanted = self._tone_connected or any(
-            (c.media_connected or c.hold_tone is not None) and not c.ended for c in self._calls.values()
+            (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
         if wanted == self._media_clock_running:
             return
@@ -785,29 +861,39 @@ class UserAgent:
                 continue
             logger.debug("call %s: audio media %d %s", call.call_id, index,
                          "connected" if wanted else "disconnected")  # fmt: skip
-        self._route_hold_tone(call, info)
+        self._route_hold_sound(call, info)
         self._update_media_clock()
 
-    def _route_hold_tone(self, call: SipCall, info: pj.CallInfo) -> None:
-        """A call we hold hears the hold tone; resumed, the tone goes away."""
+    def _route_hold_sound(self, call: SipCall, info: pj.CallInfo) -> None:
+        """A call we hold hears the hold music (``hold_music``) or the hold tone; resumed, it goes away."""
         if not call.on_hold:
-            call.hold_tone = None  # its conference port leaves the bridge with it
+            call.hold_sound = None  # its conference port leaves the bridge with it
             return
-        if call.hold_tone is not None:
+        if call.hold_sound is not None:
             return
         index = next((i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO
                       and m.status == pj.PJSUA_CALL_MEDIA_LOCAL_HOLD), None)  # fmt: skip
         if index is None:
             return
         try:
-            tone = pj.ToneGenerator()
-            tone.createToneGenerator(self.settings.clock_rate, 1)
-            tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
-            tone.startTransmit(call.getAudioMedia(index))
+            sound = self._hold_music() if self.settings.hold_music else self._hold_tone()
+            sound.startTransmit(call.getAudioMedia(index))
         except Exception as exc:
-            logger.warning("call %s: no hold tone: %s", call.call_id, _error_text(exc))
+            logger.warning("call %s: nothing to hear on hold: %s", call.call_id, _error_text(exc))
             return
-        call.hold_tone = tone
+        call.hold_sound = sound
+
+    def _hold_tone(self) -> pj.ToneGenerator:
+        tone = self._track(pj.ToneGenerator(), "ToneGenerator (hold tone)")
+        tone.createToneGenerator(self.settings.clock_rate, 1)
+        tone.play(_tone_vector(HOLD_TONES[self.settings.tone_plan]), True)
+        return tone
+
+    def _hold_music(self) -> pj.AudioMediaPlayer:
+        """The hold music file from its start, looped (options 0: pjmedia's WAV player loops)."""
+        player = self._track(pj.AudioMediaPlayer(), "AudioMediaPlayer (hold music)")
+        player.createPlayer(self.settings.hold_music, 0)
+        return player
 
     # ---- transfers (sip thread; see sip_stack.transfer) --------------------------------------
     def _adopt_transfer_call(self, outgoing: bool) -> SipCall:
@@ -863,6 +949,13 @@ def _status_param(code: int, reason: str = "") -> pj.CallOpParam:
     if reason:
         prm.reason = reason
     return prm
+
+
+def _header(name: str, value: str) -> pj.SipHeader:
+    header = pj.SipHeader()
+    header.hName = name
+    header.hValue = value
+    return header
 
 
 def _error_text(exc: BaseException) -> str:

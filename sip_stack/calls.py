@@ -41,6 +41,7 @@ class RefusalAccount(pj.Account):
     def __init__(self, agent: UserAgent) -> None:
         super().__init__()
         self._agent = agent
+        agent._track(self, "Account (refusals)")
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         self._agent._refuse_incoming(SipCall(self._agent, self, prm.callId), str(prm.rdata.srcAddress))
@@ -50,6 +51,7 @@ class SipAccount(pj.Account):
     def __init__(self, agent: UserAgent) -> None:
         super().__init__()
         self._agent = agent
+        agent._track(self, "Account (the line)")
         self._last: tuple[bool, int] | None = None
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
@@ -77,6 +79,7 @@ class SipCall(pj.Call):
     def __init__(self, agent: UserAgent, account: pj.Account, pj_call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(account, pj_call_id)
         self._agent = agent
+        agent._track(self, "Call")
         self.call_id = ""
         self.local_hangup = False
         self.answered = False
@@ -91,8 +94,8 @@ class SipCall(pj.Call):
         self.replaced = False  # an INVITE with Replaces took this call's place
         self.media_connected: set[int] = set()  # audio media indexes connected to the bridge port
         self.held_by_remote = False
-        self.on_hold = False  # we hold it: the hold tone, never the microphone, goes to it
-        self.hold_tone: pj.ToneGenerator | None = None
+        self.on_hold = False  # we hold it: the hold tone or music, never the microphone, goes to it
+        self.hold_sound: pj.AudioMedia | None = None  # a ToneGenerator or an AudioMediaPlayer
         self.transfer_deadline: float | None = None  # we transferred it: hang up by then (monotonic)
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:

@@ -38,6 +38,7 @@ class SipSettings:
     clock_rate: int = 16000
     frame_ms: int = 20
     tone_plan: str = "eu"
+    hold_music: str = ""  # a mono 16-bit PCM WAV played, looped, to a call we hold; "": the hold tone
     tls_ca_file: str = ""
     tls_verify_server: bool = True
     srtp: str = "off"  # "optional": offer RTP/AVP with crypto; "mandatory": RTP/SAVP, plain offers get 488

@@ -18,6 +18,8 @@ from firmware.effects import (
 from firmware.events import CallRecord
 from firmware.phone.state import ClickToCall, PhoneState
 
+WAITING_CHOICE_TEXT = "0 reject 1 end 2 hold"  # after a flash with a call waiting (firmware.phone.step)
+
 
 @dataclass(frozen=True)
 class Outputs:
@@ -47,6 +49,8 @@ def _remote_text(record: CallRecord | None) -> str:
 
 def _sight_and_sound(state: PhoneState) -> Outputs:
     outputs = _of_the_call(state)
+    if state.waiting is not None and state.waiting_choice_at is not None:  # a flash: which key now?
+        return replace(outputs, tone=None, line_led="blink", text=WAITING_CHOICE_TEXT)
     if state.waiting is not None:
         tone: ToneKind | None = "call_waiting" if state.off_hook else outputs.tone
         text = f"Waiting: {_remote_text(state.waiting)}"
@@ -83,7 +87,16 @@ def _of_the_call(state: PhoneState) -> Outputs:
         case "ended":
             return Outputs(tone=state.end_tone, message_led=message_led)
         case _:
-            return Outputs(message_led=message_led)
+            return Outputs(message_led=message_led, text=_idle_text(state))
+
+
+def _idle_text(state: PhoneState) -> str:
+    """At rest a desk phone shows what sends its calls elsewhere: "Fwd -> 1003", "DND"."""
+    always = state.forwarding.always
+    parts = [f"Fwd -> {always}"] if always else []
+    if state.dnd:
+        parts.append("DND")
+    return " ".join(parts)
 
 
 def _alerting_text(pending: ClickToCall) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from firmware.commands import Origin
+from firmware.commands import ForwardMode, Origin
 from firmware.config import DialplanConfig
 from firmware.dialplan import DialPlan
 from firmware.effects import ToneKind
@@ -44,6 +44,10 @@ class PhoneSettings:
     hook_flash_min_s: float = 0.0
     hook_flash_max_s: float = 0.0
     call_waiting: bool = False  # a second incoming call during a call waits (tone, display) instead of 486
+    own_number: str = ""  # our extension: a forward to it would loop through the PBX
+    # A flash with a call waiting waits this long for a key that says what to do with it (0 reject,
+    # 1 end the call and take it, 2 hold the call and take it); then it does what 2 does. 0: at once.
+    waiting_choice_s: float = 0.0
 
     @classmethod
     def from_config(
@@ -52,6 +56,8 @@ class PhoneSettings:
         call_id_prefix: str = "out-",
         hook_flash_s: tuple[float, float] = (0.0, 0.0),
         call_waiting: bool = False,
+        own_number: str = "",
+        waiting_choice_s: float = 0.0,
     ) -> PhoneSettings:
         return cls(
             dial_plan=DialPlan(dialplan.digit_map, dialplan.max_digits),
@@ -61,7 +67,35 @@ class PhoneSettings:
             hook_flash_min_s=hook_flash_s[0],
             hook_flash_max_s=hook_flash_s[1],
             call_waiting=call_waiting,
+            own_number=own_number,
+            waiting_choice_s=waiting_choice_s,
         )
+
+
+DEFAULT_NO_ANSWER_S = 20
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """Where calls go instead of ringing here: every call (``always``), the calls the line cannot take
+    (``busy``), the calls not answered within ``no_answer_s`` (``no_answer``); None: not forwarded."""
+
+    always: str | None = None
+    busy: str | None = None
+    no_answer: str | None = None
+    no_answer_s: int = DEFAULT_NO_ANSWER_S
+
+    def target(self, mode: ForwardMode) -> str | None:
+        return {"always": self.always, "busy": self.busy, "no_answer": self.no_answer}[mode]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as the contract shows them (status, replies, the sim snapshot)."""
+        return {
+            "always": self.always,
+            "busy": self.busy,
+            "no_answer": self.no_answer,
+            "no_answer_s": self.no_answer_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,6 +118,7 @@ class PhoneState:
     registered: bool = False
     registration_code: int | None = None
     dnd: bool = False
+    forwarding: Forwarding = field(default_factory=Forwarding)
     digits: str = ""
     last_key_at: datetime | None = None
     last_number: str | None = None
@@ -95,6 +130,7 @@ class PhoneState:
     held: CallRecord | None = None  # the call we put on hold (hook flash); ``call`` is another one or None
     consultation: bool = False  # ``call`` was dialled with ``held`` on hold: hanging up transfers
     waiting: CallRecord | None = None  # a second incoming call, ringing while we talk (call waiting)
+    waiting_choice_at: datetime | None = None  # a flash with ``waiting``: the next key 0/1/2 decides
     on_hook_at: datetime | None = None  # the handset went down during a call: a hang-up, or a hook flash
     held_by_remote: bool = False  # the far end of ``call`` put it on hold
     remote_ringing: bool = False  # of the call being set up: ours in ``outgoing``, or ``transfer``
@@ -105,12 +141,16 @@ class PhoneState:
 
 
 def initial_state(
-    settings: PhoneSettings | None = None, dnd: bool = False, off_hook: bool = False
+    settings: PhoneSettings | None = None,
+    dnd: bool = False,
+    off_hook: bool = False,
+    forwarding: Forwarding | None = None,
 ) -> PhoneState:
     """The state at start-up; a handset already lifted starts in ``dialing``."""
     return PhoneState(
         settings=settings or PhoneSettings(),
         dnd=dnd,
+        forwarding=forwarding or Forwarding(),
         off_hook=off_hook,
         mode="dialing" if off_hook else "idle",
     )

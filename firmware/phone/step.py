@@ -17,6 +17,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    SetForward,
     ShowCaller,
 )
 from firmware.effects import (
@@ -45,14 +46,14 @@ from firmware.inputs import (
     RegistrationChanged,
     TimerFired,
 )
-from firmware.phone import records
+from firmware.phone import forwarding, records
 from firmware.phone.outputs import output_effects, outputs_of
 from firmware.phone.state import ClickToCall, PhoneState
 
 INTERDIGIT_TIMER = "interdigit"
 CLICK_TO_CALL_TIMER = "click_to_call"
 HOOK_FLASH_TIMER = "hook_flash"
-BUSY_HERE = 486
+WAITING_CHOICE_TIMER = "waiting_choice"
 DECLINE = 603
 VALID_NUMBER = re.compile(r"[0-9+*#]{1,32}")
 # A timer firing this much before its deadline is a stale one (restarted since it was posted).
@@ -86,8 +87,10 @@ def _handle(state: PhoneState, inp: Input, now: datetime) -> Result:
             return _hangup(state, inp, now)
         case ShowCaller():
             return _show_caller(state, inp)
-        case SetDoNotDisturb(enabled=enabled):
-            return replace(state, dnd=enabled), []
+        case SetDoNotDisturb():
+            return forwarding.set_dnd(state, inp)
+        case SetForward():
+            return forwarding.set_forward(state, inp)
         case RegistrationChanged():
             return _registration(state, inp, now)
         case IncomingCall():
@@ -171,6 +174,7 @@ def _back_to_rest(state: PhoneState, **changes: Any) -> PhoneState:
         "digits": "",
         "remote_ringing": False,
         "ringback": False,
+        "waiting_choice_at": None,
     }
     return replace(state, **(rest | changes))
 
@@ -211,17 +215,6 @@ def _answered(state: PhoneState, now: datetime) -> Result:
     record = replace(_current(state), answered_at=now)
     new_state = replace(state, mode="in_call", call=record, ringback=False)
     return new_state, [records.call_event("call.answered", record, now)]
-
-
-def _reject(inp: IncomingCall, origin: Origin, now: datetime) -> list[Effect]:
-    """Refuse a new incoming call with 486 Busy Here and report it as rejected."""
-    record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
-    ended = records.finished(record, now, "rejected", "local", BUSY_HERE, "Busy Here")
-    return [
-        EndCall(inp.call_id, BUSY_HERE),
-        records.call_event("call.incoming", record, now),
-        records.call_event("call.ended", ended, now),
-    ]
 
 
 def _reply(request_id: str, code: str, message: str) -> SendReply:
@@ -311,6 +304,8 @@ def _end_transfer_call(state: PhoneState, now: datetime) -> list[Effect]:
 
 
 def _press(state: PhoneState, key: str, now: datetime) -> Result:
+    if state.waiting_choice_at is not None:
+        return _choose_for_waiting_call(state, key, now)
     if state.mode == "in_call":
         return state, [SendDtmf(_current(state).call_id, key)]
     if state.mode != "dialing":
@@ -340,9 +335,16 @@ def _hash_ends_number(state: PhoneState) -> bool:
 
 
 def _timer(state: PhoneState, name: str, now: datetime) -> Result:
+    if name == forwarding.FORWARD_NO_ANSWER_TIMER:
+        return forwarding.no_answer_timer_fired(state, now) or (state, [])
     flash_ends = state.on_hook_at and state.on_hook_at + timedelta(seconds=state.settings.hook_flash_max_s)
     if name == HOOK_FLASH_TIMER and flash_ends and now >= flash_ends - TIMER_SLACK:
         return _hang_up(state, now)
+    choice_ends = state.waiting_choice_at and state.waiting_choice_at + timedelta(
+        seconds=state.settings.waiting_choice_s
+    )
+    if name == WAITING_CHOICE_TIMER and choice_ends and now >= choice_ends - TIMER_SLACK:
+        return _take_waiting_call(state, now)
     if name == INTERDIGIT_TIMER and state.mode == "dialing" and state.digits and state.last_key_at:
         deadline = state.last_key_at + timedelta(seconds=state.settings.interdigit_timeout_s)
         if now >= deadline - TIMER_SLACK:
@@ -392,6 +394,8 @@ def _lift_after_short_on_hook(state: PhoneState, now: datetime) -> Result:
 
 
 def _flash(state: PhoneState, now: datetime) -> Result:
+    if state.waiting is not None and state.settings.waiting_choice_s > 0:
+        return _await_waiting_choice(state, now)
     if state.waiting is not None:
         return _take_waiting_call(state, now)
     held = state.held
@@ -457,11 +461,18 @@ def _held_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Result
 # situation                                        what the line does
 # a call comes in while we talk (call_waiting on)   it waits: call-waiting tone, "Waiting: <caller>"
 #   (off, do-not-disturb, or a call already held)   486 Busy Here, as without call waiting
-# flash                                             the call we talk on is held, the waiting one answered
+# flash (waiting_choice_s > 0)                      the line waits for a key, the call goes on (no DTMF):
+#   0                                               the waiting call is declined (603): the CRM sees it
+#                                                   rejected; the call we talk on goes on
+#   1                                               the call we talk on ends, the waiting one is answered
+#   2, or no key within waiting_choice_s            as a flash with waiting_choice_s = 0 (below)
+#   another key                                     ignored
+# flash (waiting_choice_s = 0)                      the call we talk on is held, the waiting one answered
 # flash with one call held                          swap: the other call is held, the held one back
 # the waiting caller gives up                       a missed call (message LED)
 # the CRM hangs up the waiting call                 declined with 603
-# the call we talk on ends                          the waiting call still waits; a flash answers it
+# the call we talk on ends                          the waiting call still waits (a choice is dropped);
+#                                                   a flash (and 1 or 2, or none) answers it
 # hang-up                                           the calls end; the waiting call rings as a new one
 
 
@@ -476,6 +487,41 @@ def _call_waits(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     return replace(state, waiting=record), [records.call_event("call.incoming", record, now)]
 
 
+def _await_waiting_choice(state: PhoneState, now: datetime) -> Result:
+    seconds = state.settings.waiting_choice_s
+    return replace(state, waiting_choice_at=now), [StartTimer(WAITING_CHOICE_TIMER, seconds)]
+
+
+def _choose_for_waiting_call(state: PhoneState, key: str, now: datetime) -> Result:
+    """The key after a flash with a call waiting (the Bellcore / ATA convention: 0, 1, 2)."""
+    match key:
+        case "0":
+            new_state, effects = _decline_waiting_call(state, now)
+        case "1":
+            new_state, effects = _end_call_and_take_waiting(state, now)
+        case "2":
+            new_state, effects = _take_waiting_call(state, now)
+        case _:
+            return state, []
+    return new_state, [CancelTimer(WAITING_CHOICE_TIMER), *effects]
+
+
+def _decline_waiting_call(state: PhoneState, now: datetime) -> Result:
+    waiting = state.waiting
+    assert waiting is not None
+    effects = _end_locally(waiting, "rejected", now, code=DECLINE)
+    return replace(state, waiting=None, waiting_choice_at=None), effects
+
+
+def _end_call_and_take_waiting(state: PhoneState, now: datetime) -> Result:
+    effects: list[Effect] = []
+    if state.mode == "in_call":
+        effects = _end_locally(_current(state), "answered", now) + _end_transfer_call(state, now)
+        state = replace(state, mode="ended", call=None, transfer=None, remote_ringing=False, ringback=False)
+    new_state, more = _take_waiting_call(state, now)
+    return new_state, effects + more
+
+
 def _take_waiting_call(state: PhoneState, now: datetime) -> Result:
     waiting = state.waiting
     assert waiting is not None
@@ -486,7 +532,7 @@ def _take_waiting_call(state: PhoneState, now: datetime) -> Result:
         held = _current(state)
         effects.append(HoldCall(held.call_id))
     new_state = replace(state, mode="in_call", call=record, held=held, waiting=None, held_by_remote=False)
-    new_state = replace(new_state, end_tone=None, digits="", consultation=False)
+    new_state = replace(new_state, end_tone=None, digits="", consultation=False, waiting_choice_at=None)
     return new_state, [*effects, AnswerCall(record.call_id), records.call_event("call.answered", record, now)]
 
 
@@ -494,8 +540,9 @@ def _waiting_call_ended(state: PhoneState, inp: CallEnded, now: datetime) -> Res
     waiting = state.waiting
     assert waiting is not None
     ended = records.finished(waiting, now, "missed", "remote", inp.code, inp.reason)
-    new_state = replace(state, waiting=None, missed_call=True)
-    return new_state, [records.call_event("call.ended", ended, now)]
+    new_state = replace(state, waiting=None, missed_call=True, waiting_choice_at=None)
+    effects: list[Effect] = [CancelTimer(WAITING_CHOICE_TIMER)] if state.waiting_choice_at else []
+    return new_state, [*effects, records.call_event("call.ended", ended, now)]
 
 
 # --- remote commands --------------------------------------------------------------------------------
@@ -562,9 +609,11 @@ def _cancel_dial(state: PhoneState, request_id: str, now: datetime) -> Result:
 def _hangup(state: PhoneState, command: Hangup, now: datetime) -> Result:
     waiting = state.waiting
     if waiting is not None and command.call_id == waiting.call_id:  # decline the waiting call
-        effects = _end_locally(waiting, "rejected", now, code=DECLINE)
+        new_state, effects = _decline_waiting_call(state, now)
+        if state.waiting_choice_at is not None:
+            effects.insert(0, CancelTimer(WAITING_CHOICE_TIMER))
         effects.append(SendReply(Reply.success(command.request_id, status="ended", call_id=waiting.call_id)))
-        return replace(state, waiting=None), effects
+        return new_state, effects
     call = state.call
     if call is None or command.call_id not in (None, call.call_id):
         return state, [_reply(command.request_id, "not_found", "no such call")]
@@ -602,13 +651,14 @@ def _registration(state: PhoneState, inp: RegistrationChanged, now: datetime) ->
 
 def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     origin: Origin = "pbx" if inp.auto_answer else "manual"
+    elsewhere = forwarding.forward_always(state, inp, now) or forwarding.refuse_for_dnd(state, inp, now)
+    if elsewhere is not None:
+        return state, elsewhere
     if _may_wait(state, inp):
         return _call_waits(state, inp, now)
     ready_to_dial = state.mode == "dialing" and not state.digits
     if not (state.mode == "idle" or (ready_to_dial and inp.auto_answer)):
-        return state, _reject(inp, origin, now)
-    if state.dnd and not inp.auto_answer:
-        return state, _reject(inp, origin, now)
+        return state, forwarding.refuse_busy(state, inp, origin, now)
     record = records.inbound_record(inp.call_id, inp.sip_call_id, inp.remote, origin, now)
     effects: list[Effect] = [records.call_event("call.incoming", record, now)]
     if ready_to_dial:
@@ -617,7 +667,7 @@ def _incoming(state: PhoneState, inp: IncomingCall, now: datetime) -> Result:
     if inp.auto_answer:
         pending = ClickToCall(origin="pbx", number=inp.remote.number, display=inp.remote.name)
         return replace(state, mode="alerting", call=record, click_to_call=pending), effects
-    return replace(state, mode="ringing_in", call=record), effects
+    return replace(state, mode="ringing_in", call=record), effects + forwarding.ring_timer(state)
 
 
 def _ringing(state: PhoneState, inp: CallRinging, now: datetime) -> Result:

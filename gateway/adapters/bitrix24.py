@@ -26,6 +26,9 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +74,15 @@ _DISPOSITION_STATUS = {
     "cancelled": "603-S",
 }
 _TEMPORARY_HTTP = {408, 425, 429, 500, 502, 503, 504}
+# A command's error inside a batch that a later try may not meet (the rest are the method's own).
+_TEMPORARY_ERRORS = {
+    "INTERNAL_SERVER_ERROR",
+    "ERROR_UNEXPECTED_ANSWER",
+    "QUERY_LIMIT_EXCEEDED",
+    "OPERATION_TIME_LIMIT",
+    "ERROR_BATCH_LENGTH_EXCEEDED",
+}
+BATCH_MAX = 50  # commands in one batch (the API's limit)
 
 
 def status_code(call: CallState) -> str:
@@ -112,6 +124,38 @@ class _RefreshFailed(Exception):
     pass
 
 
+class _RoundTripFailed(Exception):
+    """The request as a whole did not go through: every command in it is tried again."""
+
+    def __init__(self, outcome: RetryLater) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class _CommandError:
+    """The portal refused one command of a round trip."""
+
+    code: str
+    text: str
+
+
+_NOT_RUN = _CommandError("", "the portal did not run the command")
+
+
+def _registers_first(entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    return sorted(entries, key=lambda e: (e.request.kind != "register", e.seq))
+
+
+def _keyed(value: Any) -> list[tuple[str, Any]]:
+    """A batch's ``result``/``result_error``: an object by command key, or ``[]`` when empty (PHP)."""
+    if isinstance(value, dict):
+        return [(str(k), v) for k, v in value.items()]
+    if isinstance(value, list):
+        return [(str(i), v) for i, v in enumerate(value)]
+    return []
+
+
 class _Bucket:
     """Our side of the portal's leaky bucket: wait rather than be answered 503."""
 
@@ -120,6 +164,12 @@ class _Bucket:
         self._level = 0.0
         self._at = time.monotonic()
         self._lock = threading.Lock()
+
+    def available_in(self) -> float:
+        """Seconds until ``take`` would return at once."""
+        with self._lock:
+            level = max(0.0, self._level - (time.monotonic() - self._at) * self.per_s)
+            return max(0.0, (level + 2 - self.burst) / self.per_s)
 
     def take(self) -> None:
         while True:
@@ -162,6 +212,8 @@ class Bitrix24Adapter(CrmAdapter):
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._sdk_threads: set[int] = set()
+        self._queries: list[tuple[str, Future[list[dict[str, Any]]]]] = []  # caller look-ups waiting
+        self._asked: dict[str, Future[list[dict[str, Any]]]] = {}  # look-ups in the round trip under way
 
     # --- install ------------------------------------------------------------------------------
 
@@ -305,18 +357,173 @@ class Bitrix24Adapter(CrmAdapter):
         # A click-to-call of another CRM that never rang is none of this portal's business.
         return not (request.data.get("dial_only") and "b24" not in crm)
 
-    def deliver(self, entries: list[OutboxEntry]) -> list[Outcome]:
-        finishes = []
-        for entry in entries:
-            request = entry.request
-            if request.kind != "finish" or entry.attempts or request.data.get("refused"):
-                break  # a refused click needs its own check (see _finish)
-            if self._portal_call_id(request.call) is None:
-                break
-            finishes.append(entry)
-        if len(finishes) >= 2:
-            return self._finish_batch(finishes[:50])
-        return [self.deliver_one(entries[0])] if entries else []
+    def send_in_s(self) -> float:
+        return self._bucket.available_in()
+
+    def linger_s(self, entries: list[OutboxEntry]) -> float:
+        """Pop-ups and look-ups go at once; other requests wait a little for company, unless a full
+        batch is already waiting."""
+        if not self.config.batch or self.has_queries() or len(entries) >= BATCH_MAX:
+            return 0.0
+        if any(e.request.kind == "register" for e in entries):
+            return 0.0
+        return self.config.batch_linger_ms / 1000
+
+    def has_queries(self) -> bool:
+        with self._lock:
+            return bool(self._queries)
+
+    def deliver(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, Outcome]]:
+        """One round trip: a ``batch`` of up to 50 commands (pop-ups first, then caller look-ups,
+        then the rest), one per call so that a call's requests keep their order. A command the portal
+        refuses is refused alone; a round trip that fails as a whole is retried as a whole (registers
+        are idempotent by ``EXTERNAL_CALL_ID``, a repeated finish meets "Call is not found")."""
+        if not self._auth():
+            self._answer_queries(None)
+            reason = "the application is not installed in the portal yet"
+            return [(entries[0], RetryLater(reason, 5.0))] if entries else []
+        size = BATCH_MAX if self.config.batch else 1
+        done: list[tuple[OutboxEntry, Outcome]] = []
+        commands: dict[str, tuple[str, dict[str, Any]]] = {}
+        sent: dict[str, OutboxEntry] = {}
+        alone: list[OutboxEntry] = []
+        registers = [e for e in entries if e.request.kind == "register"]
+        waiting = {e.request.call.call_id for e in registers}  # their calls' later requests wait
+        others = [
+            e for e in entries if e.request.kind != "register" and e.request.call.call_id not in waiting
+        ]
+        taken: set[str] = set()
+        for group in (registers, None, others):
+            if group is None:
+                self._add_queries(commands, size)
+                continue
+            for entry in group:
+                call_id = entry.request.call.call_id
+                if call_id in taken:
+                    continue  # one request per call and round trip: a call's requests keep their order
+                if len(commands) >= size:
+                    break
+                taken.add(call_id)
+                command = self._command(entry)
+                if command is None:
+                    alone.append(entry)
+                elif isinstance(command, tuple):
+                    commands[f"q{entry.seq}"], sent[f"q{entry.seq}"] = command, entry
+                else:
+                    done.append((entry, command))
+        if commands:
+            done += self._round_trip(commands, sent)
+        elif alone:  # no CALL_ID known (its register was refused): it goes with its own requests
+            done.append((alone[0], self.deliver_one(alone[0])))
+        return done
+
+    def _command(self, entry: OutboxEntry) -> tuple[str, dict[str, Any]] | Outcome | None:
+        """What the portal is sent for ``entry``; an outcome when nothing needs sending; None when it
+        must go alone (``deliver_one``)."""
+        request = entry.request
+        if request.kind == "register":
+            if self._portal_call_id(request.call):
+                return Delivered()  # a repeated register: the portal's CALL_ID is known already
+            return "telephony.externalCall.register", self._register_params(request.call)
+        if request.kind != "finish":
+            return Delivered()
+        portal_call_id = self._portal_call_id(request.call)
+        if portal_call_id is None:
+            return None
+        if request.data.get("refused") and self.store.get(SCOPE, f"open:{portal_call_id}") == "1":
+            logger.info(
+                "refused click-to-call shares CALL_ID %s with a call in progress: left open", portal_call_id
+            )
+            return Delivered()
+        return "telephony.externalCall.finish", self._finish_params(request.call, portal_call_id)
+
+    def _add_queries(self, commands: dict[str, tuple[str, dict[str, Any]]], size: int) -> None:
+        with self._lock:
+            while self._queries and len(commands) < size:
+                number, future = self._queries.pop(0)
+                key = f"n{len(self._asked)}"
+                self._asked[key] = future
+                commands[key] = ("telephony.externalCall.searchCrmEntities", {"PHONE_NUMBER": number})
+
+    def _answer_queries(self, answers: dict[str, Any] | None) -> None:
+        with self._lock:
+            if answers is None:
+                waiting, self._queries = [f for _, f in self._queries], []
+            else:
+                waiting = []
+            asked, self._asked = self._asked, {}
+        for future in waiting:
+            future.set_result([])
+        for key, future in asked.items():
+            found = (answers or {}).get(key)
+            future.set_result(found if isinstance(found, list) else [])
+
+    def _round_trip(
+        self, commands: dict[str, tuple[str, dict[str, Any]]], sent: dict[str, OutboxEntry]
+    ) -> list[tuple[OutboxEntry, Outcome]]:
+        try:
+            answers = self._send(commands)
+        except _RoundTripFailed as failure:
+            self._answer_queries({})
+            return [(entry, failure.outcome) for entry in sent.values()]
+        self._answer_queries(answers)
+        learnt: dict[str, str] = {}  # what the answers taught us, stored in one transaction
+        outcomes = [(e, self._settle(e, answers.get(key, _NOT_RUN), learnt)) for key, e in sent.items()]
+        with self._lock:
+            self.store.put_many(SCOPE, learnt)
+        return outcomes
+
+    def _send(self, commands: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """One request to the portal: each command's result or ``_CommandError``. A lone command goes
+        as itself, several as one ``batch`` (counted as one request by the portal's limit)."""
+        try:
+            if len(commands) == 1:
+                ((key, (method, params)),) = commands.items()
+                try:
+                    return {key: self._call(method, params)}
+                except BitrixAPIError as error:
+                    outcome = _outcome_of(error)
+                    if isinstance(outcome, RetryLater):
+                        raise _RoundTripFailed(outcome) from None
+                    return {key: _CommandError(str(getattr(error, "error", "") or ""), _describe(error))}
+            token = self._token()
+            self._bucket.take()
+            response = token.call_batch(commands, halt=False, timeout=self.config.timeout_s)
+        except BitrixAPIError as error:
+            outcome = _outcome_of(error)
+            retry = (
+                outcome if isinstance(outcome, RetryLater) else RetryLater(f"batch refused: {outcome.reason}")
+            )
+            raise _RoundTripFailed(retry) from None
+        except (BitrixSDKException, _RefreshFailed, requests.RequestException) as error:
+            raise _RoundTripFailed(RetryLater(_describe(error))) from None
+        inner = response.get("result") if isinstance(response, dict) else None
+        inner = inner if isinstance(inner, dict) else {}
+        answers: dict[str, Any] = dict(_keyed(inner.get("result")))
+        for key, error in _keyed(inner.get("result_error")):
+            error = error if isinstance(error, dict) else {}
+            code = str(error.get("error") or "")
+            answers[key] = _CommandError(code, f"{code}: {error.get('error_description') or ''}".strip())
+        logger.debug(
+            "batch of %d commands, %d refused", len(commands), len(answers) - len(inner.get("result") or ())
+        )
+        return answers
+
+    def _settle(self, entry: OutboxEntry, answer: Any, learnt: dict[str, str]) -> Outcome:
+        request = entry.request
+        if isinstance(answer, _CommandError):
+            if answer.code in _TEMPORARY_ERRORS or answer is _NOT_RUN:
+                return RetryLater(answer.text)
+            if request.kind == "finish" and NOT_FOUND in answer.text and entry.attempts > 0:
+                return Delivered()  # an earlier try whose answer we lost did finish it
+            return Refused(answer.text)
+        if request.kind == "register":
+            if not isinstance(answer, dict) or not answer.get("CALL_ID"):
+                return RetryLater("register answered without a CALL_ID")
+            learnt[f"call:{request.call.call_id}"] = str(answer["CALL_ID"])
+        elif request.kind == "finish":
+            learnt[f"open:{self._portal_call_id(request.call)}"] = ""
+        return Delivered()
 
     def deliver_one(self, entry: OutboxEntry) -> Outcome:
         request = entry.request
@@ -338,6 +545,13 @@ class Bitrix24Adapter(CrmAdapter):
         existing = self._portal_call_id(call)
         if existing:
             return existing
+        result = self._call("telephony.externalCall.register", self._register_params(call))
+        portal_call_id = str(result["CALL_ID"])
+        with self._lock:
+            self.store.put(SCOPE, f"call:{call.call_id}", portal_call_id)
+        return portal_call_id
+
+    def _register_params(self, call: CallState) -> dict[str, Any]:
         params: dict[str, Any] = {
             "USER_ID": int(call.crm_user),
             "PHONE_NUMBER": call.remote_number,
@@ -349,11 +563,7 @@ class Bitrix24Adapter(CrmAdapter):
         }
         if self.config.line_number:
             params["LINE_NUMBER"] = self.config.line_number
-        result = self._call("telephony.externalCall.register", params)
-        portal_call_id = str(result["CALL_ID"])
-        with self._lock:
-            self.store.put(SCOPE, f"call:{call.call_id}", portal_call_id)
-        return portal_call_id
+        return params
 
     def _finish_params(self, call: CallState, portal_call_id: str) -> dict[str, Any]:
         b24 = (call.crm or {}).get("b24") or {}
@@ -395,37 +605,6 @@ class Bitrix24Adapter(CrmAdapter):
             self.store.put(SCOPE, open_key, "")
         return Delivered()
 
-    def _finish_batch(self, entries: list[OutboxEntry]) -> list[Outcome]:
-        commands = {}
-        for entry in entries:
-            call = entry.request.call
-            commands[str(entry.seq)] = (
-                "telephony.externalCall.finish",
-                self._finish_params(call, self._portal_call_id(call) or ""),
-            )
-        try:
-            token = self._token()
-            self._bucket.take()
-            response = token.call_batch(commands, halt=False, timeout=self.config.timeout_s)
-        except BitrixAPIError as error:
-            return [_outcome_of(error)]
-        except (BitrixSDKException, _RefreshFailed, requests.RequestException) as error:
-            return [RetryLater(_describe(error))]
-        inner = response.get("result", {}) if isinstance(response, dict) else {}
-        errors = inner.get("result_error") or {}
-        outcomes: list[Outcome] = []
-        for entry in entries:
-            error = errors.get(str(entry.seq)) if isinstance(errors, dict) else None
-            if error is None:
-                outcomes.append(Delivered())
-            else:
-                outcomes.append(Refused(str(error.get("error_description") or error)))
-        with self._lock:
-            for entry in entries:
-                self.store.put(SCOPE, f"open:{self._portal_call_id(entry.request.call)}", "")
-        logger.info("finished %d calls in one batch", len(entries))
-        return outcomes
-
     def _portal_call_id(self, call: CallState) -> str | None:
         b24 = (call.crm or {}).get("b24")
         if isinstance(b24, dict) and b24.get("call_id"):
@@ -435,9 +614,20 @@ class Bitrix24Adapter(CrmAdapter):
     # --- caller names ---------------------------------------------------------------------------
 
     def caller_name(self, number: str) -> str | None:
+        """Asked with the outbox's next round trip (in its batch), so that look-ups never crowd the
+        pop-ups out of the portal's rate limit."""
         if not self._auth():
             return None
-        found = self._search(number)
+        future: Future[list[dict[str, Any]]] = Future()
+        with self._lock:
+            self._queries.append((number, future))
+        self.wake_outbox()
+        try:
+            found = future.result(timeout=2 * self.config.timeout_s)
+        except FutureTimeout:
+            with self._lock:
+                self._queries = [(n, f) for n, f in self._queries if f is not future]
+            return None
         return str(found[0].get("NAME") or "") or None if found else None
 
     def _search(self, number: str) -> list[dict[str, Any]]:

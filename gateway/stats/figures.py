@@ -12,7 +12,9 @@ What counts (every rule a sales department asks about, said once):
 - Desks without a CRM user (the accountant's plain extension) are left out, or shown apart as rows
   with ``crm = False`` when asked (``accountants="apart"``).
 - ``answered``: calls in either direction that were answered. ``missed``: inbound calls nobody
-  answered (whatever the phone's disposition: missed, rejected, busy). ``busy`` and ``no_answer``:
+  answered (whatever the phone's disposition: missed, rejected, busy), except those the phone
+  forwarded (disposition ``forwarded``: they rang elsewhere, a mobile or another desk, which reports
+  its own call when it is ours). ``busy`` and ``no_answer``:
   outbound calls the client did not take, by the phone's disposition.
 - ``answer_rate``: answered inbound calls / inbound calls (None without inbound calls).
 - ``missed_not_called_back``: missed inbound calls whose number the same desk has not dialled since
@@ -185,7 +187,7 @@ def _figures(calls: list[CallState], tz: ZoneInfo, called_back: set[str]) -> Fig
     outbound = [c for c in calls if c.direction == "outbound"]
     answered = [c for c in calls if c.answered_at is not None]
     answered_in = [c for c in inbound if c.answered_at is not None]
-    missed = [c for c in inbound if c.answered_at is None]
+    missed = [c for c in inbound if c.answered_at is None and c.disposition != "forwarded"]
     rings = sorted(c.ring_s or 0.0 for c in answered_in)
     talk = sum(c.talk_s for c in answered)
     hours = [0] * 24

@@ -9,13 +9,23 @@
   ``ONEXTERNALCALLSTART`` with ``auth[...]`` to the bound handler), ``expire_tokens``.
 - ``POST /_lab/click`` (JSON ``{"user_id", "phone_number"}``): ``click_to_call`` for ``make run``.
 
-Every request is recorded (``records``), with what it was answered. ``stop()`` refuses connections
-until ``start()`` again on the same port; ``unavailable = True`` answers every REST call 503.
+Every request is recorded (``records``), with what it was answered; each command of a ``batch`` is
+recorded too, as a request of its own method (``in_batch``). ``stop()`` refuses connections until
+``start()`` again on the same port; ``unavailable = True`` answers every REST call 503;
+``lose_answers = n``: the next n REST requests are carried out but answered 502 with no body (a
+proxy that timed out: the work is done, the client does not know).
+
+``batch`` as the portal's own (``CRestProvider::methodsBatch``): commands run in order, ``halt``
+stops at the first error, ``$result[key][field]`` takes a value from an earlier command's result,
+commands past the 50th each get ``ERROR_BATCH_LENGTH_EXCEEDED``, a ``batch`` inside a batch is not
+allowed, and empty ``result``/``result_error`` are ``[]`` (PHP's empty array). The whole batch is one
+request of the leaky bucket.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -37,6 +47,8 @@ from lab.servers.ports import LOOPBACK, free_port
 from .methods import METHODS, ApiError, PortalState
 
 APP_SCOPE = "crm,telephony,user"
+BATCH_MAX_LENGTH = 50
+_RESULT_REF = re.compile(r"\$result\[([^\]]+)\]((?:\[[^\]]+\])*)")
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class Record:
     params: dict[str, Any]
     status: int
     answer: Any
+    in_batch: bool = False  # a command of a batch (the batch itself is the HTTP request)
 
     @property
     def ok(self) -> bool:
@@ -80,6 +93,7 @@ class FakePortal:
         self.records: list[Record] = []
         self.issued_secrets: list[str] = [self.application_token, client_secret]
         self.unavailable = False
+        self.lose_answers = 0
         self._tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self._refresh: dict[str, int] = {}  # refresh token -> user id
         self._bucket = 0.0
@@ -200,6 +214,16 @@ class FakePortal:
         with self._lock:
             return [r for r in self.records if r.method == method.lower() and (ok is None or r.ok == ok)]
 
+    def bucket_level(self) -> float:
+        """The leaky bucket's level now (requests not yet drained)."""
+        with self._lock:
+            return max(0.0, self._bucket - (time.monotonic() - self._bucket_at) * self.drain_per_s)
+
+    def http_requests(self) -> list[Record]:
+        """The REST requests as they came over HTTP (a batch once, not its commands)."""
+        with self._lock:
+            return [r for r in self.records if r.kind == "rest" and not r.in_batch]
+
     def finishes(self, call_id: str | None = None) -> list[Record]:
         """Successful ``finish`` requests (alone or in a batch), optionally for one CALL_ID."""
         return [
@@ -208,9 +232,11 @@ class FakePortal:
             if call_id is None or r.params.get("CALL_ID") == call_id
         ]
 
-    def _record(self, kind: str, method: str, params: dict[str, Any], status: int, answer: Any) -> None:
+    def _record(
+        self, kind: str, method: str, params: dict[str, Any], status: int, answer: Any, in_batch: bool = False
+    ) -> None:
         with self._lock:
-            self.records.append(Record(time.time(), kind, method, params, status, answer))
+            self.records.append(Record(time.time(), kind, method, params, status, answer, in_batch))
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -228,10 +254,14 @@ class FakePortal:
         params = await _params(request)
         with self._lock:
             status, answer = self._answer(method, params)
+            lost = self.lose_answers > 0 and status != 503
+            self.lose_answers -= 1 if lost else 0
         shown = {k: v for k, v in params.items() if k != "auth"}
         if method == "batch" and status == 200:
             self._record_batch(shown, answer)
-        self._record("rest", method, shown, status, answer)
+        self._record("rest", method, shown, 502 if lost else status, None if lost else answer)
+        if lost:
+            return Response(status_code=502)
         if status == 503 and answer is None:
             return PlainTextResponse("Service Unavailable", status_code=503)
         return JSONResponse(answer, status_code=status)
@@ -269,41 +299,45 @@ class FakePortal:
         return 200, {"result": result, "time": _timing(started)}
 
     def _batch(self, params: dict[str, Any]) -> dict[str, Any]:
-        commands = params.get("cmd") or {}
-        if isinstance(commands, list):
-            commands = dict(enumerate(commands))
-        halt = str(params.get("halt", "0")) in ("1", "true", "True")
+        halt = str(params.get("halt", "0")).lower() in ("1", "true")
         results: dict[str, Any] = {}
         errors: dict[str, Any] = {}
         started = time.time()
-        for key, command in list(commands.items())[:50]:
+        for n, (key, command) in enumerate(_commands(params).items()):
             name, _, query = str(command).partition("?")
-            status, answer = self._call(name.lower(), dict(parse_qsl(query, keep_blank_values=True)))
-            if status == 200:
-                results[str(key)] = answer["result"]
+            if n >= BATCH_MAX_LENGTH:
+                status, answer = 400, _error("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
+            elif name.lower() == "batch":
+                status, answer = (
+                    405,
+                    _error("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage"),
+                )
             else:
-                errors[str(key)] = answer
+                pairs = parse_qsl(query, keep_blank_values=True)
+                status, answer = self._call(name.lower(), {k: _resolve(v, results) for k, v in pairs})
+            if status == 200:
+                results[key] = answer["result"]
+            else:
+                errors[key] = answer
                 if halt:
                     break
-        return {"result": {"result": results, "result_error": errors, "result_total": [], "result_next": [],
-                           "result_time": {}}, "time": _timing(started)}  # fmt: skip
+        return {"result": {"result": results or [], "result_error": errors or [], "result_total": [],
+                           "result_next": [], "result_time": []}, "time": _timing(started)}  # fmt: skip
 
     def _record_batch(self, params: dict[str, Any], answer: dict[str, Any]) -> None:
         """Each command of a batch is recorded as a request of its own method, as if sent alone."""
-        commands = params.get("cmd") or {}
-        if isinstance(commands, list):
-            commands = dict(enumerate(commands))
         inner = answer["result"]
-        for key, command in commands.items():
+        results, errors = inner["result"] or {}, inner["result_error"] or {}
+        for key, command in _commands(params).items():
             name, _, query = str(command).partition("?")
-            key = str(key)
-            if key in inner["result"]:
-                status, result = 200, {"result": inner["result"][key], "batch": True}
-            elif key in inner["result_error"]:
-                status, result = 400, inner["result_error"][key]
+            if key in results:
+                status, result = 200, {"result": results[key]}
+            elif key in errors:
+                status, result = 400, errors[key]
             else:
                 continue
-            self._record("rest", name.lower(), dict(parse_qsl(query, keep_blank_values=True)), status, result)
+            shown = {k: _resolve(v, results) for k, v in parse_qsl(query, keep_blank_values=True)}
+            self._record("rest", name.lower(), shown, status, result, in_batch=True)
 
     def _take_from_bucket(self) -> bool:
         now = time.monotonic()
@@ -367,6 +401,39 @@ async def _params(request: Request) -> dict[str, Any]:
             return {}
         return obj if isinstance(obj, dict) else {}
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _commands(params: dict[str, Any]) -> dict[str, str]:
+    """A batch's ``cmd``: an object (JSON), a list, or form-encoded ``cmd[key]=...``, keys as strings."""
+    commands = params.get("cmd")
+    if isinstance(commands, list):
+        return {str(i): str(c) for i, c in enumerate(commands)}
+    if isinstance(commands, dict):
+        return {str(k): str(c) for k, c in commands.items()}
+    found = (re.fullmatch(r"cmd\[([^\]]+)\]", k) for k in params)
+    return {m.group(1): str(params[m.group(0)]) for m in found if m}
+
+
+def _resolve(value: str, results: dict[str, Any]) -> str:
+    """``$result[key][field]...`` from an earlier command's result; left as it is when there is none
+    (as the portal does)."""
+
+    def one(match: re.Match[str]) -> str:
+        found: Any = results.get(match.group(1))
+        for step in re.findall(r"\[([^\]]+)\]", match.group(2)):
+            if isinstance(found, dict) and step in found:
+                found = found[step]
+            elif isinstance(found, list) and step.isdigit() and int(step) < len(found):
+                found = found[int(step)]
+            else:
+                return match.group(0)
+        return str(found) if isinstance(found, str | int | float) else match.group(0)
+
+    return _RESULT_REF.sub(one, value)
+
+
+def _error(code: str, description: str) -> dict[str, str]:
+    return {"error": code, "error_description": description}
 
 
 def _timing(started: float) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -289,7 +290,13 @@ class Baresip:
             self._proc.kill()
             self._proc.wait()
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop baresip where it is (SIGSTOP: no RTP, no BYE, its sockets still open), or let it go on."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
+        self.freeze(False)  # a frozen baresip would not read its quit command
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.sendall(_netstring(json.dumps({"command": "quit", "token": "q"}).encode()))

@@ -58,6 +58,7 @@ loadmodule "db_text.so"
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
+loadmodule "tmx.so"  # $T_rpl: the 302 a forwarding phone sent
 loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
@@ -138,8 +139,38 @@ request_route {{
         sl_send_reply("404", "Not Found");
         exit;
     }}
+    if (is_method("INVITE")) {{
+        t_on_failure("FOLLOW_REDIRECT");
+    }}
     if (!t_relay()) {{
         sl_reply_error();
+    }}
+    exit;
+}}
+
+# A phone that forwards a call answers its INVITE with 302 (Contact: the target at this domain,
+# Diversion: the phone's extension and why): call the target instead, as a PBX does, with the
+# Diversion header copied into the new INVITE (RFC 5806), so the target sees who forwarded it.
+failure_route[FOLLOW_REDIRECT] {{
+    if (t_is_canceled()) {{
+        exit;
+    }}
+    if (!t_check_status("30[12]")) {{
+        exit;
+    }}
+    $var(diversion) = $T_rpl($hdr(Diversion));
+    $ru = $(T_rpl($ct){{nameaddr.uri}});
+    xlog("L_INFO", "REDIRECT $ru contacts <$T_rpl($hdr(Contact)[*])> diversion <$var(diversion)>\n");
+    if (!lookup("location")) {{
+        t_reply("404", "Forwarding target not found");
+        exit;
+    }}
+    if ($var(diversion) != $null && $var(diversion) != "") {{
+        append_hf("Diversion: $var(diversion)\r\n");
+    }}
+    t_on_failure("FOLLOW_REDIRECT");
+    if (!t_relay()) {{
+        t_reply("500", "Forwarding failed");
     }}
     exit;
 }}

@@ -23,15 +23,7 @@ from lab.servers.phone import PhoneProcess
 from lab.servers.ports import LOOPBACK, free_port
 from tests.e2e.crm_support import DEVICE, CrmView, call_events
 from tests.e2e.test_plain_extension import listen, tone_in
-from tests.tools.conftest import (
-    BOOT_SECTORS,
-    BOOT_START,
-    FLASH,
-    ROOT_SECTORS,
-    SECTOR,
-    extract_boot,
-    make_image,
-)
+from tests.tools.conftest import FLASH, extract_boot, make_release_image
 from tools.provisioning.tomlwriter import dumps
 
 from .conftest import RELEASES, inroot
@@ -42,28 +34,8 @@ SIP_PASSWORD = "a64-sip-Secret-9"
 
 
 def pi_image(path: Path, root: Path) -> Path:
-    """A Raspberry Pi OS-shaped image whose root partition (ext4) says which release it is."""
-    make_image(path)
-    tree = path.parent / "os-release-tree"
-    (tree / "usr/lib").mkdir(parents=True)
-    shutil.copyfile(root / "usr/lib/os-release", tree / "usr/lib/os-release")
-    offset = (BOOT_START + BOOT_SECTORS) * SECTOR
-    subprocess.run(
-        [
-            "mkfs.ext4",
-            "-q",
-            "-F",
-            "-d",
-            str(tree),
-            "-E",
-            f"offset={offset}",
-            str(path),
-            str(ROOT_SECTORS // 2),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return path
+    """A Raspberry Pi OS-shaped image whose root partition says it is the release of ``root``."""
+    return make_release_image(path, (root / "usr/lib/os-release").read_text())
 
 
 def flash(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from crm_bridge import CrmBridge, MqttSettings
 from crm_bridge.cli import add_crm_subcommands, run_crm
-from firmware.commands import Command, Dial, Reply
+from firmware.commands import Command, Dial, Reply, SetDoNotDisturb, SetForward
 from firmware.events import CallRecord, Event, Remote, utc_now
 from lab.servers.mosquitto import Mosquitto
 from tests.crm_bridge.crm import wait_until
@@ -84,3 +84,37 @@ def test_crm_dial_exits_1_on_an_error_reply(mosquitto: Mosquitto, tmp_path: Path
     finally:
         bridge.stop()
     assert '"invalid_number"' in out.getvalue()
+
+
+def test_crm_forward_and_dnd_print_the_reply(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    received: list[Command] = []
+    holder: list[CrmBridge] = []
+
+    def phone(command: Command) -> None:
+        received.append(command)
+        holder[0].send_reply(Reply.success(getattr(command, "request_id", ""), status="set"))
+
+    settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, outbox_path=str(tmp_path / "o.db"))
+    bridge = CrmBridge(settings, "dev9", phone)
+    holder.append(bridge)
+    bridge.start()
+    wait_until(lambda: bridge.connected)
+    broker = ["--device", "dev9", "--host", mosquitto.host, "--port", str(mosquitto.port), "--timeout", "15"]
+    out = io.StringIO()
+    try:
+        assert (
+            run_crm(parse(["crm", "forward", *broker, "no_answer", "1003", "--no-answer-s", "12"]), out) == 0
+        )
+        assert run_crm(parse(["crm", "forward", *broker, "always", "off"]), out) == 0
+        assert run_crm(parse(["crm", "dnd", *broker, "on"]), out) == 0
+        assert (
+            run_crm(parse(["crm", "forward", *broker, "busy", "sip:x@evil"]), out) == 1
+        )  # refused by the codec
+    finally:
+        bridge.stop()
+    assert received == [
+        SetForward(received[0].request_id, "no_answer", "1003", 12),  # type: ignore[union-attr]
+        SetForward(received[1].request_id, "always", None),  # type: ignore[union-attr]
+        SetDoNotDisturb(True, received[2].request_id),  # type: ignore[union-attr]
+    ]
+    assert out.getvalue().count('"status": "set"') == 3 and '"invalid_number"' in out.getvalue()

@@ -18,7 +18,7 @@ import pytest
 
 from crm_bridge.codec import ERROR_CODES, LAST_WILL, encode_event, encode_reply, encode_status
 from firmware.commands import Reply
-from firmware.events import CallRecord, Event, EventType, Remote, Transfer
+from firmware.events import CallRecord, Disposition, Event, EventType, Forwarded, Remote, Transfer
 
 jsonschema = pytest.importorskip("jsonschema")
 yaml = pytest.importorskip("yaml")
@@ -82,6 +82,22 @@ def test_calls_linked_by_a_transfer_match_the_schema(doc: dict[str, Any]) -> Non
         assert {"call_id": "xfer-1", "remote": {"number": "1003", "name": "Carol"}} in encoded.values()
     plain = json.loads(encode_event(Event(type="call.ended", ts=NOW, call=sample_call(True)), 9, "d"))
     assert "transferred_to" not in plain["call"] and "transferred_from" not in plain["call"]
+
+
+def test_a_forwarded_call_and_the_forwarding_status_match_the_schema(doc: dict[str, Any]) -> None:
+    call = replace(sample_call(True), answered_at=None, disposition="forwarded", sip_code=302,
+                   forwarded_to=Forwarded("0170123456", "no-answer"))  # fmt: skip
+    check(doc, "Event", encode_event(Event(type="call.ended", ts=NOW, call=call), 9, "dev1"))
+    settings = {
+        "dnd": True,
+        "forward": {"always": None, "busy": "1003", "no_answer": None, "no_answer_s": 20},
+    }
+    status = encode_status(registered=True, state="idle", extension="1001", firmware="1", since=NOW,
+                           settings=settings)  # fmt: skip
+    check(doc, "Status", status)
+    check(doc, "Reply", encode_reply(Reply.success("f1", status="set", **settings)))
+    disposition = doc["components"]["schemas"]["Call"]["properties"]["disposition"]["oneOf"][0]["enum"]
+    assert set(disposition) == set(get_args(Disposition))
 
 
 def test_the_schema_knows_exactly_the_event_types_of_the_code(doc: dict[str, Any]) -> None:

@@ -14,6 +14,15 @@ from lab.sniff import Packet, rtp_payload, ulaw_decode
 LOUD_DBFS = -40.0  # the microphone file plays a 1 kHz sine at about -13 dBFS; silence is -inf
 PCMU_ONLY = 'codecs = ["PCMU/8000"]'  # the sniffer decodes G.711 mu-law
 MIC_HZ = 1000.0
+# What pjsua2 logs when it reuses the transferred call's Call object for the new call (issue 13's crash)
+REUSE_WARNINGS = ("reuses Call instance", "has not created new Call instance")
+
+
+def assert_no_call_reuse(phone: PhoneProcess) -> None:
+    """The phone is alive and its log has no pjsua2 warning about a reused Call object."""
+    assert phone.alive()
+    log = phone.log_text()
+    assert not any(warning in log for warning in REUSE_WARNINGS), "pjsua2 reused a Call object"
 
 
 class PhoneRtpWatch:

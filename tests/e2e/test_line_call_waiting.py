@@ -1,6 +1,7 @@
 """Call waiting: a second call during a call waits with a tone in the earpiece and the caller on the
-display; a hook flash answers it and holds the first, a second flash swaps back; the CRM declines
-one; switched off, the second call gets 486. The CRM (a paho client on mosquitto) sees both calls."""
+display; a hook flash answers it and holds the first, a second flash swaps back; flash then 0 (from the
+handset) or the CRM declines one; switched off, the second call gets 486. The CRM (a paho client on
+mosquitto) sees both calls."""
 
 from __future__ import annotations
 
@@ -138,6 +139,58 @@ def test_the_crm_declines_a_waiting_call_and_the_first_goes_on(
     assert ended["call"]["sip_code"] == 603
     phone.client.hook(False)
     first.wait_for_event("CALL_CLOSED", timeout=10)
+
+
+def test_flash_then_0_declines_the_waiting_call_and_the_first_goes_on(
+    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
+):  # type: ignore[no-untyped-def]
+    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
+    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH + "call_waiting_choice_s = 8\n")
+    first_id = in_call_with_1002(phone, first)
+    second_id = second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
+
+    phone.client.flash(0.3)
+    asking = phone.wait_for(lambda s: s["display"] == "0 reject 1 end 2 hold", what="the choice shown")
+    assert asking["waiting"]["call_id"] == second_id and asking["call"]["call_id"] == first_id
+    phone.client.keys("0")
+    closed = second.wait_for_event("CALL_CLOSED", timeout=10)
+    assert "603" in str(closed), closed
+    state = phone.wait_for(lambda s: s["waiting"] is None, what="the waiting call gone")
+    assert state["call"]["call_id"] == first_id and state["held"] is None and state["display"] == "1002"
+    assert state["sip"]["calls"].get(first_id) == "confirmed", "the first call was held"
+    assert tone_in(listen(phone, 3.0), FIRST_HZ), "the first call did not go on"
+    assert not first.received_dtmf(), "the choice key reached the first call as DTMF"
+    ended = crm.wait_event("call.ended")["call"]
+    assert ended["call_id"] == second_id and ended["disposition"] == "rejected"
+    assert ended["sip_code"] == 603 and ended["hangup_by"] == "local" and ended["remote"]["number"] == "1003"
+    phone.client.hook(False)
+    first.wait_for_event("CALL_CLOSED", timeout=10)
+    assert phone.alive()
+
+
+def test_flash_then_1_ends_the_call_and_takes_the_waiting_one(
+    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
+):  # type: ignore[no-untyped-def]
+    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
+    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH + "call_waiting_choice_s = 8\n")
+    first_id = in_call_with_1002(phone, first)
+    second_id = second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
+    phone.client.flash(0.3)
+    phone.wait_for(lambda s: s["display"] == "0 reject 1 end 2 hold", what="the choice shown")
+    phone.client.keys("1")
+    first.wait_for_event("CALL_CLOSED", timeout=10)
+    second.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    state = phone.wait_for(lambda s: (s["call"] or {}).get("call_id") == second_id, what="the second call")
+    assert state["held"] is None and state["waiting"] is None
+    assert tone_in(listen(phone, 3.0), SECOND_HZ), "the second caller did not reach the earpiece"
+    phone.client.hook(False)
+    second.wait_for_event("CALL_CLOSED", timeout=10)
+    crm.wait_events(lambda events: len([e for e in events if e["type"] == "call.ended"]) >= 2)
+    ended = {e["call"]["call_id"]: e["call"] for e in crm.events() if e["type"] == "call.ended"}
+    assert ended[first_id]["disposition"] == "answered" and ended[first_id]["hangup_by"] == "local"
+    assert ended[second_id]["disposition"] == "answered"
 
 
 def test_with_call_waiting_off_a_second_call_is_busy(phone_factory, baresip_factory, kamailio):  # type: ignore[no-untyped-def]

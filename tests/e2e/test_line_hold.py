@@ -1,6 +1,7 @@
 """Hold and resume from the phone with a hook flash: the held party hears the hold tone and no
-microphone, the earpiece hears dial tone and no far end, and both come back on the second flash.
-What the phone sends is read off the wire by the loopback sniffer (PCMU)."""
+microphone (or the hold music file, looped, when ``[line] hold_music`` names one), the earpiece hears
+dial tone and no far end, and both come back on the second flash. What the phone sends is read off the
+wire by the loopback sniffer (PCMU)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.e2e
 FAR_HZ = 660.0  # what the far end sends; the phone's microphone is 1 kHz, the hold tone 425 Hz
 MIC_HZ = 1000.0
 HOLD_HZ = 425.0
+MUSIC_HZ = 523.0  # the hold music file's note (C5)
 GRACE_S = 0.1  # a frame already on its way when the phone muted
 # A wide window: on a loaded machine the two hook inputs may reach the core far apart.
 WIDE_FLASH = "[line]\nhook_flash_min_s = 0.05\nhook_flash_max_s = 2.5\n"
@@ -30,16 +32,20 @@ def far_wav(tmp_path: Path) -> Path:
     return write_sine_wav(tmp_path / "far660.wav", freq=FAR_HZ, seconds=60.0, rate=RATE, amplitude=0.3)
 
 
-def blocks_by_tone(sent: list[int], rate: int = 8000, block_s: float = 0.25) -> str:
-    """One letter per block of ``sent``: m (microphone), h (hold tone), . (anything else)."""
-    samples = np.array(sent, dtype=np.int16)
+def blocks_by_tone(sent: list[int] | np.ndarray, rate: int = 8000, block_s: float = 0.25) -> str:
+    """One letter per block of ``sent``: m (microphone), h (hold tone), M (hold music), . (other)."""
+    samples = np.asarray(sent, dtype=np.int16)
     block = int(block_s * rate)
     letters = []
     for i in range(0, len(samples) - block + 1, block):
         part = samples[i : i + block]
         freq = dominant_frequency(part, rate) if rms_dbfs(part) > -40 else 0.0
-        letters.append("m" if abs(freq - MIC_HZ) < 20 else "h" if abs(freq - HOLD_HZ) < 20 else ".")
+        letter = next((k for k, hz in TONE_LETTERS.items() if abs(freq - hz) < 20), ".")
+        letters.append(letter)
     return "".join(letters)
+
+
+TONE_LETTERS = {"m": MIC_HZ, "h": HOLD_HZ, "M": MUSIC_HZ}
 
 
 def test_hook_flash_holds_and_a_second_flash_resumes(
@@ -105,3 +111,43 @@ def test_hanging_up_with_a_call_held_ends_it(phone_factory, baresip_factory, far
     assert state["held"] is None and state["leds"]["line"] == "off" and state["display"] == ""
     (ended,) = events_of(state, "call.ended")
     assert ended["call"]["hangup_by"] == "local"
+
+
+def test_a_held_party_hears_the_hold_music_looped_and_never_the_microphone(
+    phone_factory, baresip_factory, sniffer, mic_wav, far_wav, tmp_path
+):  # type: ignore[no-untyped-def]
+    music = write_sine_wav(tmp_path / "music523.wav", freq=MUSIC_HZ, seconds=1.5, rate=8000, amplitude=0.3)
+    far = baresip_factory("1002", auto_answer=True, source_wav=far_wav)
+    phone = phone_factory(
+        mic_file=mic_wav, sip_extra=PCMU_ONLY, extra=f'{WIDE_FLASH}hold_music = "{music}"\n'
+    )
+    watch = PhoneRtpWatch(phone)
+    sniffer.add(watch)
+    phone.wait_for(lambda s: s["registered"], what="registration")
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys("1002#")
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    call_id = phone.wait_mode("in_call")["call"]["call_id"]
+    watch.wait_loud()
+
+    flashed = time.monotonic()
+    phone.client.flash(0.3)
+    phone.wait_for(lambda s: s["sip"]["calls"].get(call_id) == "held", what="the hold re-INVITE")
+    listen(phone, 4.0)  # longer than the file: it has to loop
+    holding = blocks_by_tone(watch.samples_since(flashed + GRACE_S))
+    assert "m" not in holding and "h" not in holding, f"microphone or hold tone to the held party: {holding}"
+    assert holding.count("M") >= 10 and "MMMM" in holding[-8:], f"no looped hold music: {holding}"
+
+    # What reaches the far end is read off the wire (RTP to baresip's port): baresip 1.0's recorder
+    # writes nothing it decodes after the hold re-INVITE (its recording ends where the hold begins).
+    phone.client.hook(False)  # hang up while held: nothing more to it
+    down = time.monotonic()
+    far.wait_for_event("CALL_CLOSED", timeout=10)
+    closed = time.monotonic()
+    phone.wait_mode("idle")
+    time.sleep(1.0)  # watch the wire for a while after the BYE
+    after = blocks_by_tone(watch.samples_since(down + GRACE_S))  # the music plays on until the BYE
+    assert "m" not in after, f"the microphone left the phone after the hang-up: {after}"
+    assert not watch.samples_since(closed + GRACE_S), "the phone sent audio after the call ended"
+    assert phone.alive()

@@ -29,7 +29,7 @@ def test_linphone_transfers_in_a_namespace_with_only_loopback() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=480,
         check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]

@@ -1,3 +1,4 @@
+import os
 import tomllib
 from pathlib import Path
 
@@ -210,3 +211,63 @@ def test_load_config_with_an_explicit_secrets_file(tmp_path):
     assert load_config(tmp_path / "deskphone.toml", tmp_path / "other.toml").sip.password.reveal() == "pw"
     with pytest.raises(ConfigError, match=r"sip\.password: required key is missing"):
         load_config(tmp_path / "deskphone.toml")
+
+
+def test_forward_table_defaults_and_bad_values_are_named():
+    config = parse_config(MINIMAL)
+    assert (config.forward.always, config.forward.busy, config.forward.no_answer) == ("", "", "")
+    assert config.forward.no_answer_s == 20
+    good = parse_config(with_("forward", always="1003", no_answer="+49170123", no_answer_s=15))
+    assert (good.forward.always, good.forward.no_answer, good.forward.no_answer_s) == (
+        "1003",
+        "+49170123",
+        15,
+    )
+    errors = errors_of(with_("forward", always="sip:1003@x", busy=1003, no_answer="201", no_answer_s=0,
+                             noanswer="1"))  # fmt: skip
+    text = "\n".join(errors)
+    assert "forward.always:" in text and "forward.busy:" in text and "forward.no_answer_s:" in text
+    assert "forward.no_answer: '201' is the phone's own extension (sip.user): it would loop" in text
+    assert "forward.noanswer" in text and "no_answer" in text  # an unknown key, with a suggestion
+
+
+def _wav(path, channels=1, width=2, rate=16000, frames=800):
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames * channels * width))
+    return path
+
+
+def test_hold_music_is_a_mono_16_bit_wav_relative_to_the_config(tmp_path):
+    _wav(tmp_path / "music.wav")
+    config_file = tmp_path / "deskphone.toml"
+    config_file.write_text(
+        '[device]\nid = "desk-1"\n[sip]\nregistrar = "pbx"\nuser = "201"\npassword = "pw"\n'
+        '[line]\nhold_music = "music.wav"\n'
+    )
+    assert load_config(config_file).line.hold_music == tmp_path / "music.wav"
+    assert parse_config(MINIMAL).line.hold_music is None  # the hold tone
+
+
+def test_hold_music_that_cannot_be_played_is_a_clear_error(tmp_path):
+    (tmp_path / "text.wav").write_text("not a wav")
+    unreadable = _wav(tmp_path / "locked.wav")
+    unreadable.chmod(0)
+    cases = {
+        tmp_path / "missing.wav": "no such file",
+        tmp_path / "text.wav": "is not a PCM WAV file",
+        _wav(tmp_path / "stereo.wav", channels=2): "2 channels (mono needed)",
+        _wav(tmp_path / "8bit.wav", width=1): "8-bit samples (16-bit needed)",
+        _wav(tmp_path / "odd.wav", rate=11025): "11025 Hz",
+        _wav(tmp_path / "empty.wav", frames=0): "no audio in it",
+        tmp_path: "cannot read",  # a directory
+    }
+    if os.geteuid() != 0:  # root reads a file of mode 000 anyway
+        cases[unreadable] = "cannot read"
+    for path, message in cases.items():
+        (error,) = errors_of(with_("line", hold_music=str(path)))
+        assert error.startswith("line.hold_music: ") and message in error, (path, error)

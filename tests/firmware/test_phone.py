@@ -12,6 +12,7 @@ from firmware.commands import (
     ReplaceHandset,
     Reply,
     SetDoNotDisturb,
+    SetForward,
 )
 from firmware.dialplan import DialPlan
 from firmware.effects import (
@@ -198,6 +199,30 @@ def in_call_with_one_waiting():
     return phone
 
 
+def in_ringing_forwarding_on_no_answer():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "no_answer", "1003", no_answer_s=1))
+    phone.send(IncomingCall("in1", "sip-in1", ALICE))
+    phone.now += timedelta(seconds=2)
+    return phone
+
+
+def in_idle_forwarding_always():
+    phone = registered_phone(own_number="1001")
+    phone.send(SetForward("f0", "always", "1003"))
+    phone.send(SetDoNotDisturb(True))
+    return phone
+
+
+def in_choice_for_a_waiting_call():
+    phone = registered_phone(call_waiting=True, waiting_choice_s=2.0, **FLASH)
+    for inp in (LiftHandset(), PressKey("5"), PressKey("5"), PressKey("#"), CallAnswered("c1")):
+        phone.send(inp)
+    phone.send(IncomingCall("in2", "sip-in2", BOB))
+    flash(phone)
+    return phone
+
+
 STATES = {
     "idle": in_idle,
     "dialing": in_dialing,
@@ -213,6 +238,9 @@ STATES = {
     "holding": in_holding,
     "in_call_one_held": in_call_with_one_held,
     "in_call_one_waiting": in_call_with_one_waiting,
+    "ringing_forward_no_answer": in_ringing_forwarding_on_no_answer,
+    "idle_forward_always": in_idle_forwarding_always,
+    "waiting_choice": in_choice_for_a_waiting_call,
 }
 
 INPUTS = {
@@ -226,6 +254,12 @@ INPUTS = {
     "hangup": Hangup("h1"),
     "hangup_other": Hangup("h1", call_id="nope"),
     "dnd": SetDoNotDisturb(True),
+    "dnd_remote": SetDoNotDisturb(True, request_id="d1"),
+    "forward_always": SetForward("f1", "always", "1003"),
+    "forward_busy": SetForward("f2", "busy", "0170123456"),
+    "forward_clear": SetForward("f3", "no_answer", None),
+    "forward_own": SetForward("f4", "always", "1001"),
+    "timer_forward": TimerFired("forward_no_answer"),
     "unregistered": RegistrationChanged(False, 408, "Request Timeout"),
     "incoming": IncomingCall("in2", "sip-in2", Remote("300")),
     "incoming_auto": IncomingCall("in2", "sip-in2", Remote("300"), auto_answer=True),
@@ -250,6 +284,9 @@ INPUTS = {
     "ended_c2": CallEnded("c2", 200, "BYE", by_remote=True),
     "ended_in2": CallEnded("in2", 487, "Request Terminated", by_remote=True),
     "hangup_in2": Hangup("h2", call_id="in2"),
+    "key0": PressKey("0"),
+    "key1": PressKey("1"),
+    "timer_waiting_choice": TimerFired("waiting_choice"),
 }
 
 
@@ -272,7 +309,7 @@ def check_invariants(phone, inp):
     if routes and ends:
         assert routes[0] < ends[0], "the microphone is muted before a call is hung up"
     replies = phone.of(SendReply)
-    assert len(replies) == (1 if hasattr(inp, "request_id") else 0)
+    assert len(replies) == (1 if getattr(inp, "request_id", None) is not None else 0)
     for event in phone.events():
         assert event.ts == phone.now
         if event.type.startswith("call."):
@@ -943,6 +980,61 @@ def test_the_other_call_ending_leaves_the_waiting_one_to_a_flash():
     flash(phone)
     assert AnswerCall("in2") in phone.effects and not phone.of(HoldCall)
     assert phone.state.mode == "in_call" and phone.state.held is None
+
+
+def test_flash_with_a_call_waiting_asks_for_a_key_and_the_call_goes_on():
+    phone = in_choice_for_a_waiting_call()
+    assert phone.of(StartTimer) == [StartTimer("waiting_choice", 2.0)] and not phone.of(HoldCall)
+    assert ShowText("0 reject 1 end 2 hold") in phone.effects and outputs_of(phone.state).tone is None
+    assert outputs_of(phone.state).audio_call == "c1" and outputs_of(phone.state).microphone
+    phone.send(PressKey("5"))  # not a choice, and not a DTMF digit to the call either
+    assert phone.effects == [] and phone.state.waiting_choice_at is not None
+
+
+def test_flash_then_0_declines_the_waiting_call_with_603():
+    phone = in_choice_for_a_waiting_call()
+    phone.send(PressKey("0"), after=0.5)
+    assert phone.effects[0] == CancelTimer("waiting_choice") and EndCall("in2", DECLINE_CODE) in phone.effects
+    (ended,) = phone.events()
+    assert ended.type == "call.ended" and ended.call.call_id == "in2"
+    assert ended.call.disposition == "rejected" and ended.call.hangup_by == "local"
+    assert ended.call.sip_code == DECLINE_CODE
+    assert phone.state.call.call_id == "c1" and phone.state.waiting is None and not phone.of(HoldCall)
+    assert ShowText("55") in phone.effects and SetLed("line", "on") in phone.effects
+    phone.send(PressKey("0"))  # the call we talk on gets digits again
+    assert phone.effects == [SendDtmf("c1", "0")]
+
+
+def test_flash_then_1_ends_the_call_and_answers_the_waiting_one():
+    phone = in_choice_for_a_waiting_call()
+    phone.send(PressKey("1"), after=0.5)
+    assert EndCall("c1") in phone.effects and AnswerCall("in2") in phone.effects and not phone.of(HoldCall)
+    assert phone.event_types() == ["call.ended", "call.answered"]
+    assert phone.events()[0].call.disposition == "answered" and phone.state.held is None
+    assert phone.state.call.call_id == "in2" and RouteAudio("in2", True) in phone.effects
+
+
+@pytest.mark.parametrize("choose", [PressKey("2"), TimerFired("waiting_choice")])
+def test_flash_then_2_or_no_key_holds_the_call_and_answers_the_waiting_one(choose):
+    phone = in_choice_for_a_waiting_call()
+    phone.send(choose, after=2.0)
+    assert HoldCall("c1") in phone.effects and AnswerCall("in2") in phone.effects
+    assert phone.state.call.call_id == "in2" and phone.state.held.call_id == "c1"
+    assert phone.state.waiting_choice_at is None
+
+
+def test_a_stale_waiting_choice_timer_is_ignored():
+    phone = in_choice_for_a_waiting_call()
+    phone.send(TimerFired("waiting_choice"), after=0.5)
+    assert phone.effects == [] and phone.state.waiting is not None
+
+
+def test_the_waiting_caller_giving_up_during_the_choice_ends_it():
+    phone = in_choice_for_a_waiting_call()
+    phone.send(CallEnded("in2", 487, "Request Terminated", by_remote=True))
+    assert CancelTimer("waiting_choice") in phone.effects and phone.state.waiting_choice_at is None
+    phone.send(PressKey("0"))
+    assert phone.effects == [SendDtmf("c1", "0")]
 
 
 @pytest.mark.parametrize("settings", [{"call_waiting": False}, {"call_waiting": True, "hook_flash_max_s": 0}])

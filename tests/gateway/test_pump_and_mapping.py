@@ -88,6 +88,8 @@ def test_pops_go_first_a_failing_head_blocks_and_refusals_are_buried(tmp_path: P
         ({"disposition": "failed", "reason": "busy: the phone is in a call"}, "486"),
         ({"disposition": "failed", "reason": "not_registered: SIP is down"}, "480"),
         ({"disposition": "failed", "reason": "no_desk: no desk phone for Bitrix24 user 9"}, "480"),
+        # forwarded by the phone (302): rang elsewhere, never a missed (304) card
+        ({"disposition": "forwarded", "sip_code": 302, "reason": "Forwarded to 1003 (no-answer)"}, "OTHER"),
     ],
 )
 def test_status_code_is_explicit_and_bare(changes: dict[str, object], expected: str) -> None:
@@ -100,3 +102,6 @@ def test_failed_reason_says_why_and_is_empty_for_answered_calls() -> None:
         call("c", disposition="busy", sip_code=486, hangup_by="remote", reason="Busy Here")
     )
     assert reason == "Busy Here; SIP 486; hung up by remote"
+    forwarded = call("c", disposition="forwarded", sip_code=302, hangup_by="local",
+                     reason="Forwarded to 0170123456 (user-busy)")  # fmt: skip
+    assert failed_reason(forwarded) == "Forwarded to 0170123456 (user-busy); SIP 302; hung up by local"

@@ -197,3 +197,12 @@ def test_the_month_as_csv_has_one_line_per_manager_with_the_same_figures() -> No
     first = dict(zip(lines[0].split(","), lines[1].split(","), strict=True))
     row = to_json(report)["rows"][0]
     assert first["calls_in"] == str(row["calls_in"]) and first["h09"] == str(row["by_hour"][9])
+
+
+def test_a_call_the_phone_forwarded_is_an_inbound_call_but_not_a_missed_one() -> None:
+    calls = [
+        rec("fw", "2026-05-04 10:00", ring=20, disposition="forwarded"),
+        rec("ms", "2026-05-04 10:05", ring=20, number="+4930999"),
+    ]
+    f = compute(calls, date(2026, 5, 4), date(2026, 5, 4), "Europe/Berlin").rows[0].figures
+    assert (f.calls_in, f.answered, f.missed, f.missed_not_called_back) == (2, 0, 1, 1)

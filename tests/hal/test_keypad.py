@@ -28,7 +28,7 @@ def test_pressing_1002_hash_quickly_gives_exactly_those_keys(
     hardware.keypad.when_key = log
     hardware.keypad.start()
     panel.type("1002#")
-    assert log.done.wait(2)
+    assert log.done.wait(30)
     assert log.keys == list("1002#")
 
 
@@ -39,7 +39,7 @@ def test_every_key_of_the_matrix(
     hardware.keypad.when_key = log
     hardware.keypad.start()
     panel.type("".join(sim_board.keys))
-    assert log.done.wait(2)
+    assert log.done.wait(30)
     assert log.keys == list(sim_board.keys)
 
 
@@ -93,7 +93,7 @@ def test_a_failing_key_callback_does_not_stop_the_scan(hardware: Hardware, panel
     hardware.keypad.when_key = flaky
     hardware.keypad.start()
     panel.type("12")
-    assert log.done.wait(2)
+    assert log.done.wait(30)
     assert log.keys == ["1", "2"]
 
 
@@ -106,7 +106,7 @@ def test_panel_first_on_a_plain_mock_factory(sim_board: BoardDescription) -> Non
         hardware.keypad.when_key = log
         hardware.keypad.start()
         panel.type("*0#")
-        assert log.done.wait(2)
+        assert log.done.wait(30)
         assert log.keys == ["*", "0", "#"]
     finally:
         hardware.close()
@@ -133,5 +133,5 @@ def test_an_idle_keypad_wakes_on_a_column_edge(
     hardware.keypad.when_key = log
     hardware.keypad.start()
     panel.type("5*9")
-    assert log.done.wait(5)
+    assert log.done.wait(30)
     assert log.keys == list("5*9")

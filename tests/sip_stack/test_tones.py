@@ -50,7 +50,11 @@ def test_dial_tone_follows_national_plan(ua_factory, plan: str, expected: list[f
     peaks = spectrum_peaks(audio, 16000, len(expected))
     assert peaks == pytest.approx(expected, abs=8)
     ua.play_tone(None)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while ua.status()["tone"] is not None and time.monotonic() < deadline:  # the stop ran on sip
+        ua.audio.read_earpiece_frame()
+    for _ in range(len(ua.audio.earpiece)):  # what the earpiece buffered before the stop
+        ua.audio.read_earpiece_frame()
     quiet = earpiece_audio(ua, 0.4)[1600:]
     assert rms_dbfs(quiet) < -60
 

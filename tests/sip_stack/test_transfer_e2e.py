@@ -15,13 +15,12 @@ from sip_stack.events import (
     OutgoingCallStarted,
     RegistrationChanged,
 )
+from tests.e2e.line_support import REUSE_WARNINGS
 from tests.sip_stack.conftest import phone_settings
 from tests.sip_stack.test_agent_e2e import RATE, FakeAlsa
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("pjsua2")
-
-REUSE_WARNINGS = ("reuses Call instance", "has not created new Call instance")
 
 
 def wait_no_calls(ua, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -116,3 +115,4 @@ def test_refer_refused_with_603_when_transfers_are_off(kamailio, baresip_factory
     assert "transfer to sip:carol" in caplog.text and "refused with 603" in caplog.text
     ua.hangup("c1")
     rec.wait_for(CallEnded, lambda e: e.call_id == "c1")
+    assert not any(w in caplog.text for w in REUSE_WARNINGS)

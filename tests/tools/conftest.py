@@ -85,6 +85,30 @@ def make_image(
     return path
 
 
+def make_release_image(path: Path, os_release: str) -> Path:
+    """``make_image`` whose root partition (ext4) has ``/usr/lib/os-release``: it says the release."""
+    need("mkfs.ext4")
+    make_image(path)
+    tree = path.parent / f".{path.name}.root"
+    (tree / "usr/lib").mkdir(parents=True)
+    (tree / "usr/lib/os-release").write_text(os_release)
+    offset = (BOOT_START + BOOT_SECTORS) * SECTOR
+    mkfs = [
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-d",
+        str(tree),
+        "-E",
+        f"offset={offset}",
+        str(path),
+        str(ROOT_SECTORS // 2),
+    ]
+    subprocess.run(mkfs, check=True, capture_output=True)
+    shutil.rmtree(tree)
+    return path
+
+
 @pytest.fixture(scope="session")
 def pi_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stock-like image without cloud-init (the first-boot step goes through cmdline.txt)."""

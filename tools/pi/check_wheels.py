@@ -37,7 +37,7 @@ SYSTEM_LIBS = {
     "ld-linux-aarch64.so.1",
     "libasound.so.2",
 }
-MUST_HAVE = ("pjsua2", "pyalsaaudio", "deskphone")
+MUST_HAVE = ("pjsua2", "pyalsaaudio", "lgpio", "deskphone")
 
 
 def target_tags(pyver: str) -> set[Tag]:

@@ -3,8 +3,8 @@
 #
 #   OUT/deskphone-<version>-py3-none-any.whl   the firmware
 #   OUT/wheelhouse/                            everything it imports on aarch64, for CPython 3.11
-#                                              (Raspberry Pi OS bookworm) and 3.13 (trixie): pjsua2
-#                                              and pyalsaaudio cross-built here, the rest from PyPI
+#                                              (Raspberry Pi OS bookworm) and 3.13 (trixie): pjsua2,
+#                                              pyalsaaudio and lgpio cross-built here, the rest from PyPI
 #   OUT/SHA256SUMS
 #
 # The first boot installs it with `pip --no-index`: no internet, no compiler on the phone.
@@ -46,17 +46,17 @@ rm -rf "$work/sdist"
 "$here/pyalsaaudio.sh" "$work/sdist"/pyalsaaudio-*.tar.gz "$work/sysroot-bookworm" "$work/pyalsaaudio" \
     "$out/wheelhouse" "${specs[@]}"
 
+step "lgpio (cross-built from its sdist, the lgpio C library inside)"
+"$PYTHON" -m pip download -q --no-deps --no-binary :all: -d "$work/sdist" "$lgpio"
+"$here/lgpio.sh" "$work/sdist"/lgpio-*.tar.gz "$work/lgpio" "$out/wheelhouse" "${specs[@]}"
+
 step "the deskphone wheel and the wheels of PyPI"
 "$PYTHON" -m pip wheel -q --no-deps -w "$out" "$repo"
 for release in "${releases[@]}"; do
     pyver=${release#*:}
-    extra=()
-    # lgpio (gpiozero's pin factory on the Pi) has an aarch64 wheel on PyPI for 3.11 only; on 3.13
-    # the image's python3-lgpio is used (docs/INSTALLING.md).
-    [ "$pyver" = 3.11 ] && extra+=("$lgpio")
     "$PYTHON" -m pip download -q --only-binary :all: --implementation cp --python-version "$pyver" \
         --platform manylinux_2_34_aarch64 --platform manylinux2014_aarch64 --platform linux_aarch64 \
-        -d "$out/wheelhouse" pip gpiozero paho-mqtt "${extra[@]}"
+        -d "$out/wheelhouse" pip gpiozero paho-mqtt
 done
 (cd "$out" && find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | xargs sha256sum >SHA256SUMS)
 

@@ -101,20 +101,22 @@ def provision(
     inspect = target if base is None else base
     if needs_release and release is None and inspect.suffix != ".xz":
         release = _read_release(inspect)
-    if needs_release and release is None and base is not None and not dry_run:
-        _write_base(base, target, echo)  # the release of a compressed base shows once it is written
-        base = None
-        release = _read_release(target)
     result.release = release
-    python = PYTHON_OF.get(release or "")
     with tempfile.TemporaryDirectory(prefix="deskphone-stage-") as tmp:
         staging = Path(tmp)
-        if needs_release and python is None and dry_run:
+
+        def staged(release: str | None) -> list[str]:
+            python = PYTHON_OF.get(release or "")
+            return [f"{DEST}/{f}" for f in stage(device, site, bundle, staging, boot_mount, python)]
+
+        release_known = release is not None or not needs_release
+        if not release_known and dry_run:
             result.files = []
             result.mode = "unknown until the base image is decompressed (or give --release)"
             echo(f"would write {target} ({device.device_id}); the bundle's Python depends on the release")
             return result
-        result.files = [f"{DEST}/{f}" for f in stage(device, site, bundle, staging, boot_mount, python)]
+        if release_known:
+            result.files = staged(release)  # before anything is written
         if dry_run:
             names = boot_volume(target).listdir("/") if base is None else base_boot_files(base)
             result.mode = firstboot.detect(list(names))
@@ -126,7 +128,8 @@ def provision(
             )
             return result
         # A new image file is written under a temporary name and renamed when complete: a failed
-        # write never leaves something at ``target`` that looks like a good image.
+        # write never leaves something at ``target`` that looks like a good image. That holds for a
+        # compressed base too, whose release (and so the bundle's Python) shows only once written.
         partial = base is not None and not is_block_device(target)
         work = target.with_name(f".{target.name}.partial") if partial else target
         try:
@@ -134,6 +137,9 @@ def provision(
                 _write_base(base, work, echo)
             elif not is_block_device(target):
                 os.chmod(target, 0o600)  # it is about to hold the phone's passwords
+            if not release_known:
+                result.release = _read_release(work)
+                result.files = staged(result.release)
             volume = boot_volume(work)
             result.mode = firstboot.detect(volume.listdir("/"))
             _write_boot(volume, staging, result.mode, boot_mount, echo)

@@ -107,21 +107,17 @@ install_firmware() {
     install -d -m 0755 "$ROOT/opt/deskphone"
     # The venv is read and run by the service user: world-readable, unlike everything else here.
     umask 022
-    # Offline: the OS gives python3 and libasound2, the bundle everything else (pjsua2 and pyalsaaudio
-    # built for this Python, make dist-pi). No apt, no index, no compiler. pip runs from its wheel, so
-    # the image needs no python3-venv; the venv sees the system's packages for the OS's python3-lgpio.
-    do_run python3 -m venv --without-pip --system-site-packages "$ROOT$VENV"
+    # Offline: the OS gives python3 and libasound2, the bundle everything else (pjsua2, pyalsaaudio
+    # and lgpio built for this Python, make dist-pi). No apt, no index, no compiler. pip runs from its
+    # wheel, so the image needs no python3-venv.
+    do_run python3 -m venv --without-pip "$ROOT$VENV"
     do_run "$ROOT$VENV/bin/python" "$pip_wheel/pip" install --quiet --no-index --find-links "$wheelhouse" \
         pip "$wheel"
-    if find "$wheelhouse" -maxdepth 1 -name 'lgpio-*.whl' | grep -q .; then
-        do_run "$ROOT$VENV/bin/pip" install --quiet --no-index --find-links "$wheelhouse" lgpio \
-            || log "no lgpio wheel for this Python in the bundle: the image's python3-lgpio is used"
-    fi
-    do_run "$ROOT$VENV/bin/python" -c 'import pjsua2, alsaaudio, gpiozero, paho.mqtt'
-    if grep -q '^pin_factory = "lgpio"' "$SRC/deskphone.toml"; then
-        do_run "$ROOT$VENV/bin/python" -c 'import lgpio' \
-            || die "pin_factory lgpio, but lgpio is not importable (trixie images: python3-lgpio)"
-    fi
+    # lgpio makes its notification FIFO in LG_WD (default: the working directory) when imported.
+    local lg_wd
+    lg_wd=$(mktemp -d)
+    do_run env LG_WD="$lg_wd" "$ROOT$VENV/bin/python" -c 'import pjsua2, alsaaudio, gpiozero, paho.mqtt, lgpio'
+    rm -rf "$lg_wd"
     umask 077
     log "firmware installed in $VENV"
 }
