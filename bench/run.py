@@ -109,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list: startup,latency,c2c,cpu,capped_latency,calls,soak,faults (default all)",
+        help="comma list: startup,latency,c2c,cpu,capped_latency,calls,audio,soak,faults (default all;\n"
+        "audio: only our PCMU call of 'calls', for the earpiece path and the bridge counters)",
     )
+    parser.add_argument("--call-s", type=float, help="length of the audio calls in s (mode's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.call_s:
+        cfg["audio_call_s"] = cfg["capped_call_s"] = args.call_s
     only = set(filter(None, args.only.split(",")))
     wanted: Callable[[str], bool] = lambda name: not only or name in only  # noqa: E731
     scratch = Path(tempfile.mkdtemp(prefix="deskphone-bench-"))
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         if cpucap.available():
             step("capped_latency", lambda: capped_latency(lab, cfg["capped_latency_n"]))
         step("calls", lambda: long_calls(lab, sniffer, cfg))
+        if not wanted("calls") and sniffer is not None:
+            step("audio", lambda: {"ours": our_audio_call(lab, sniffer, cfg["audio_call_s"])})
         step("soak", lambda: soaks(lab, cfg))
     finally:
         lab.stop()
@@ -195,20 +201,20 @@ def long_calls(lab: Lab, sniffer: sniff.Sniffer | None, cfg: dict[str, Any]) -> 
     call (CPU, RSS), and a second phone of ours under the CPU cap in a PCMU call of its own."""
     jobs: dict[str, Callable[[], Any]] = {"bs": lambda: measure.baresip_call(lab, cfg["audio_call_s"])}
     if sniffer is not None:
-
-        def ours() -> dict[str, Any]:
-            far = measure.start_pcmu_far_end(lab, "1004")
-            try:
-                return measure.audio_path(lab, sniffer, cfg["audio_call_s"], far)
-            finally:
-                far.stop()
-
-        jobs["ours"] = ours
+        jobs["ours"] = lambda: our_audio_call(lab, sniffer, cfg["audio_call_s"])
         if cpucap.available():
             jobs["capped"] = lambda: capped_call(lab, sniffer, cfg["capped_call_s"])
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def our_audio_call(lab: Lab, sniffer: sniff.Sniffer, seconds: float) -> dict[str, Any]:
+    far = measure.start_pcmu_far_end(lab, "1004")
+    try:
+        return measure.audio_path(lab, sniffer, seconds, far)
+    finally:
+        far.stop()
 
 
 def capped_call(lab: Lab, sniffer: sniff.Sniffer, seconds: float) -> dict[str, Any]:
@@ -296,7 +302,7 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
         rows.append(
             (label, single(cpu.get("ours", {}).get(metric)), single(cpu.get("baresip", {}).get(metric)))
         )
-    calls = data.get("calls") or {}
+    calls = data.get("calls") or data.get("audio") or {}
     audio, bs_call = calls.get("ours"), calls.get("bs")
     if audio or bs_call:
         seconds = (audio or bs_call)["call_s"]
