@@ -304,9 +304,11 @@ class Daemon:
         audio = self.config.audio
         capture = audio.capture_device or None
         playback = audio.playback_device or None
+        periods = hal.AudioSettings.periods
         if self.config.board.name == "sim":
-            from hal.sim_alsa import use_asoundrc, write_asoundrc
+            from hal.sim_alsa import PERIODS, use_asoundrc, write_asoundrc
 
+            periods = PERIODS
             sim = self.config.sim
             capture, playback = write_asoundrc(
                 sim.asoundrc, sim.mic_file, sim.earpiece_file, audio.sample_rate
@@ -315,6 +317,7 @@ class Daemon:
         return hal.AudioSettings(
             sample_rate=audio.sample_rate,
             frame_ms=audio.frame_ms,
+            periods=periods,
             capture_device=capture,
             playback_device=playback,
             volume_percent=audio.volume_percent,

@@ -27,6 +27,11 @@ logger = logging.getLogger(__name__)
 CAPTURE_PCM = "deskphone_sim_mic"
 PLAYBACK_PCM = "deskphone_sim_earpiece"
 SYSTEM_ALSA_CONF = "/usr/share/alsa/alsa.conf"
+PERIODS = 1
+"""The sim PCMs' ring buffer, in periods (one period per frame). The ``file`` plugin writes a period to
+the earpiece file only when the ring is full and the next write needs its room, so the file lags the
+audio thread by the whole ring (measured: 4 periods = 80 ms, 2 = 40 ms, 1 = 20 ms); the ``null``
+slave never underruns, so the smallest ring costs nothing."""
 SILENCE_TAIL_BYTES = 1 << 36
 """Sparse silence after the microphone sound: at 16 kHz S16 mono, about 24 days."""
 

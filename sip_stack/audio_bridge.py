@@ -22,6 +22,8 @@ MEDIA_IDLE_AFTER_S = 0.2
 """The media side counts as stopped once the pjmedia clock has not called for this long."""
 MAX_FRAME_BACKLOG = 5
 """A lock-step consumer that fell behind catches up by at most this many frames."""
+MAX_FIFO_TARGET = 4
+"""Underruns raise a FIFO's priming depth (2 frames) up to this many frames (80 ms at 20 ms frames)."""
 
 
 class AudioBridge:
@@ -31,8 +33,8 @@ class AudioBridge:
         self.clock_rate = clock_rate
         self.frame_ms = frame_ms
         self.frame_bytes = clock_rate * frame_ms // 1000 * 2
-        self.mic = FrameFifo(self.frame_bytes)
-        self.earpiece = FrameFifo(self.frame_bytes)
+        self.mic = FrameFifo(self.frame_bytes, max_target=MAX_FIFO_TARGET)
+        self.earpiece = FrameFifo(self.frame_bytes, max_target=MAX_FIFO_TARGET)
         # Whether microphone frames may reach a call at all (else the call gets silence). Closed until
         # the firmware routes audio to a connected call with the handset up; set from any thread.
         self.mic_open = False
@@ -109,6 +111,7 @@ class AudioBridge:
             totals[f"{prefix}_drift_corrections"] = fifo.drift_corrections
             totals[f"{prefix}_stall_drops"] = fifo.stall_drops
             totals[f"{prefix}_fill"] = len(fifo)
+            totals[f"{prefix}_target"] = fifo.target
         return totals
 
 

@@ -2,7 +2,10 @@
 
 The producer and the consumer run on different clocks (ALSA and the pjmedia clock). The FIFO aims
 at a small fill level (``target``): it primes to it before giving out frames and gives silence when it
-runs dry (an underrun). Clock drift shows as a fill level that *stays* above the target: every
+runs dry (an underrun). An underrun means the consumer's thread ran that far ahead of the producer's
+(a scheduling stall, or a clock thread catching up in a burst): up to ``max_target`` each underrun
+raises the target by one frame, so a loaded machine pays one more frame of delay instead of
+underrunning again. Clock drift shows as a fill level that *stays* above the target: every
 ``window`` pops the lowest fill seen in that window is the standing excess, and that many frames are
 dropped at once (one drift correction). Short bursts (a thread that was late catches up) leave the
 minimum alone and are played, not dropped. When the FIFO is full the oldest frame goes: an overrun
@@ -17,11 +20,20 @@ from collections import deque
 
 
 class FrameFifo:
-    def __init__(self, frame_bytes: int, target: int = 2, capacity: int = 25, window: int = 25) -> None:
-        if not 0 < target < capacity or window < 1:
-            raise ValueError("need 0 < target < capacity and window >= 1")
+    def __init__(
+        self,
+        frame_bytes: int,
+        target: int = 2,
+        capacity: int = 25,
+        window: int = 25,
+        max_target: int | None = None,
+    ) -> None:
+        max_target = target if max_target is None else max_target
+        if not 0 < target <= max_target < capacity or window < 1:
+            raise ValueError("need 0 < target <= max_target < capacity and window >= 1")
         self.frame_bytes = frame_bytes
         self.target = target
+        self.max_target = max_target
         self.capacity = capacity
         self.window = window
         self._silence = bytes(frame_bytes)
@@ -40,11 +52,13 @@ class FrameFifo:
         self.dropped_frames = 0
 
     def retarget(self, target: int) -> None:
-        """Aim at another fill level from now on (the consumer's timing changed)."""
+        """Aim at another fill level from now on (the consumer's timing changed); underruns may
+        raise it again up to ``max_target`` (kept, or raised to ``target``)."""
         if not 0 < target < self.capacity:
             raise ValueError("need 0 < target < capacity")
         with self._lock:
             self.target = target
+            self.max_target = max(self.max_target, target)
             self._restart_window()
 
     def push(self, frame: bytes) -> None:
@@ -72,6 +86,7 @@ class FrameFifo:
                 if not self._priming:
                     self.underruns += 1
                     self._priming = True
+                    self.target = min(self.target + 1, self.max_target)
                 self._restart_window()
                 return self._silence
             if self._priming:

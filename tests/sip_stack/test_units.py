@@ -117,6 +117,27 @@ def test_fifo_counts_underrun_and_reprimes() -> None:
     assert fifo.underruns == 1
 
 
+def test_fifo_underruns_deepen_the_priming_up_to_max_target() -> None:
+    fifo = FrameFifo(4, target=2, capacity=10, window=4, max_target=3)
+    for round_ in range(3):  # the consumer outruns the producer by a whole fill, three times
+        for n in range(fifo.target):
+            fifo.push(frame(n))
+        primed = [fifo.pop() for _ in range(fifo.target)]
+        assert primed == [frame(n) for n in range(len(primed))]
+        assert fifo.pop() == bytes(4)
+        assert fifo.underruns == round_ + 1
+    assert fifo.target == 3  # raised once, then held at max_target
+    for n in range(2):
+        fifo.push(frame(n))
+    assert fifo.pop() == bytes(4)  # two frames no longer end the priming
+    fifo.push(frame(2))
+    assert fifo.pop() == frame(0)
+    fifo.retarget(1)
+    assert (fifo.target, fifo.max_target) == (1, 3)
+    with pytest.raises(ValueError):
+        FrameFifo(4, target=3, max_target=2)
+
+
 def test_fifo_drift_correction_drops_a_standing_excess() -> None:
     fifo = FrameFifo(4, target=2, capacity=20, window=4)
     for n in range(5):  # the producer got 3 frames ahead...
