@@ -32,7 +32,7 @@ class FrameFifo:
         if not 0 < target <= max_target < capacity or window < 1:
             raise ValueError("need 0 < target <= max_target < capacity and window >= 1")
         self.frame_bytes = frame_bytes
-        self.target = target
+        self.target = self._base_target = target
         self.max_target = max_target
         self.capacity = capacity
         self.window = window
@@ -57,7 +57,7 @@ class FrameFifo:
         if not 0 < target < self.capacity:
             raise ValueError("need 0 < target < capacity")
         with self._lock:
-            self.target = target
+            self.target = self._base_target = target
             self.max_target = max(self.max_target, target)
             self._restart_window()
 
@@ -115,8 +115,10 @@ class FrameFifo:
         self._window_min = self.capacity
 
     def clear(self) -> None:
+        """Empty the FIFO and go back to the first target (a new call learns its own depth)."""
         with self._lock:
             self._frames.clear()
+            self.target = self._base_target
             self._priming = True
             self._restart_window()
 

@@ -132,6 +132,8 @@ def test_fifo_underruns_deepen_the_priming_up_to_max_target() -> None:
     assert fifo.pop() == bytes(4)  # two frames no longer end the priming
     fifo.push(frame(2))
     assert fifo.pop() == frame(0)
+    fifo.clear()
+    assert fifo.target == 2
     fifo.retarget(1)
     assert (fifo.target, fifo.max_target) == (1, 3)
     with pytest.raises(ValueError):
