@@ -15,6 +15,7 @@ end, click to call) and the idle CPU window run alone, one system after the othe
 CI's short version (~3 minutes). Every far end plays its marks with an idle player (an ``aubridge``
 device without a source): baresip's ``alsa,null`` player spins a core in every call, which the
 earlier runs paid on 2 cores in every in-call figure.
+``--only audio --call-s 60`` runs only our PCMU call with marks (the earpiece budget in docs/SIP.md).
 Start-up figures and the audio path delay need a loopback packet sniffer (root or CAP_NET_RAW);
 without one they are reported as not measured.
 """
