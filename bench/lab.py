@@ -239,12 +239,15 @@ class Lab:
         with self._users_lock:
             self.kam.add_user(user, password)
 
-    def start_ours(self, extra: str = "") -> PhoneProcess:
-        self.ours = self.start_phone(OURS_USER, self.device_id, extra)
+    def start_ours(self, extra: str = "", env: dict[str, str] | None = None) -> PhoneProcess:
+        self.ours = self.start_phone(OURS_USER, self.device_id, extra, env)
         return self.ours
 
-    def start_phone(self, user: str, device_id: str, extra: str = "") -> PhoneProcess:
-        """One more of our phones (``ours`` is one), extension ``user``, on the lab's broker."""
+    def start_phone(
+        self, user: str, device_id: str, extra: str = "", env: dict[str, str] | None = None
+    ) -> PhoneProcess:
+        """One more of our phones (``ours`` is one), extension ``user``, on the lab's broker; ``env``
+        replaces the launcher's default environment additions (``PhoneProcess.env``)."""
         self._starts += 1
         workdir = self.dir / f"ours-{self._starts}"
         if user != OURS_USER:
@@ -262,6 +265,8 @@ class Lab:
         text = text.replace('level = "DEBUG"', 'level = "INFO"')
         sip_port = int(text.split("local_port = ")[1].split("\n")[0])
         phone = PhoneProcess(workdir, text, sip_port)
+        if env is not None:
+            phone.env = env
         phone.start()
         return phone
 

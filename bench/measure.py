@@ -272,12 +272,19 @@ def startup(lab: Lab, sniffer: Sniffer | None, reps: int) -> dict[str, dict[str,
 
 
 # ---- soak ------------------------------------------------------------------------------------------
-def soak(lab: Lab, system: str, n: int, far: TimedBaresip | None = None) -> dict[str, Any]:
-    """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at 1, n/2, n.
-    ``far`` (default ``lab.far``): a far end of this soak's own, so that two soaks can run at once."""
+def soak(
+    lab: Lab,
+    system: str,
+    n: int,
+    far: TimedBaresip | None = None,
+    checkpoints: set[int] | None = None,
+) -> dict[str, Any]:
+    """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at ``checkpoints``
+    (default 1, n/2, n). ``far`` (default ``lab.far``): a far end of this soak's own, so that two soaks
+    can run at once."""
     far, crm = far or lab.far, lab.crm
     assert far is not None and crm is not None
-    checkpoints = sorted({1, max(1, n // 2), n})
+    checkpoints = checkpoints or {1, max(1, n // 2), n}
     samples: dict[int, tuple[int, int]] = {}
     start_mark = crm.mark()
     pid = lab.ours.proc.pid if system == "ours" else lab.bs.pid  # type: ignore[union-attr]

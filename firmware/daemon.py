@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, Any
 import board as boards
 import sip_stack
 from firmware import __version__, systemd
-from firmware import commands as cmd
 from firmware.config import Config, config_warnings, load_config_or_report
-from firmware.events import CallRecord
-from firmware.line_settings import LineSettings, LineSettingsStore
 from firmware.logs import configure as configure_logging
-from firmware.phone import PhoneSettings, PhoneState, initial_state
-from firmware.phone.forwarding import settings_view
-from firmware.phone.state import Forwarding
-from firmware.reporters import LogReporter, RecentEvents
 
+# The state machine, the vocabulary and the reporters (their dataclasses, ~40 ms) are imported after
+# the REGISTER has gone out, in _start_parts.
 if TYPE_CHECKING:
     import hal
+    from firmware import commands as cmd
     from firmware.core import PhoneCore
+    from firmware.events import CallRecord
+    from firmware.line_settings import LineSettings, LineSettingsStore
+    from firmware.phone import PhoneState
+    from firmware.reporters import RecentEvents
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Daemon:
         self._published_status: tuple[bool, str, dict[str, Any]] | None = None
         self._line_settings: LineSettingsStore | None = None
         self._kept_settings: LineSettings | None = None
-        self.recent = RecentEvents(config.device.id)
+        self.recent: RecentEvents | None = None
         self.core: PhoneCore | None = None
         self._early_lock = threading.Lock()
         self._early_sip: list[sip_stack.SipEvent] = []
@@ -103,6 +103,11 @@ class Daemon:
         import hal
         from firmware.actuators import PhoneActuators
         from firmware.core import PhoneCore
+        from firmware.line_settings import LineSettingsStore
+        from firmware.phone import PhoneSettings, initial_state
+        from firmware.reporters import LogReporter, RecentEvents
+
+        self.recent = RecentEvents(config.device.id)
 
         factory = hal.make_pin_factory(config.board.pin_factory)
         self._parts.callback(factory.close)
@@ -225,14 +230,20 @@ class Daemon:
         return (low, high)
 
     def _on_hook(self, off_hook: bool) -> None:
+        from firmware.commands import LiftHandset, ReplaceHandset
+
         assert self.core is not None
-        self.core.post(cmd.LiftHandset() if off_hook else cmd.ReplaceHandset())
+        self.core.post(LiftHandset() if off_hook else ReplaceHandset())
 
     def _on_key(self, key: str) -> None:
+        from firmware.commands import PressKey
+
         assert self.core is not None
-        self.core.post(cmd.PressKey(key))
+        self.core.post(PressKey(key))
 
     def _on_state(self, state: PhoneState) -> None:
+        from firmware.phone.forwarding import settings_view
+
         self._state = state
         if self.control is not None:
             self.control.notify_changed()
@@ -245,6 +256,9 @@ class Daemon:
             )
 
     def _configured_line_settings(self) -> LineSettings:
+        from firmware.line_settings import LineSettings
+        from firmware.phone.state import Forwarding
+
         forward = self.config.forward
         forwarding = Forwarding(
             always=forward.always or None,
@@ -256,6 +270,8 @@ class Daemon:
 
     def _keep_line_settings(self, state: PhoneState) -> None:
         """Write forwarding and DND to disk when a command changed them (core thread)."""
+        from firmware.line_settings import LineSettings
+
         settings = LineSettings(state.dnd, state.forwarding)
         if self._line_settings is not None and settings != self._kept_settings:
             self._kept_settings = settings
@@ -270,6 +286,7 @@ class Daemon:
         """What the sim socket shows: the phone as a person sees it, plus counters. Any thread."""
         state = self._state
         hw = self.hardware
+        recent = self.recent
         call = state.call if state else None
         sip = self.sip.status() if self.sip else {}  # a copy; its "audio" is the bridge's counters
         return {
@@ -292,8 +309,8 @@ class Daemon:
             "bridge": sip.pop("audio", {}),
             "sip": sip,
             "mqtt": self.bridge.counters() if self.bridge else None,
-            "events": self.recent.events(),
-            "replies": self.recent.replies(),
+            "events": recent.events() if recent else [],
+            "replies": recent.replies() if recent else [],
         }
 
     # -- settings -------------------------------------------------------------------------------------
@@ -357,6 +374,7 @@ class Daemon:
     def _make_bridge(self) -> Any:
         from crm_bridge.bridge import CrmBridge
         from crm_bridge.settings import MqttSettings, PhoneStatus
+        from firmware.phone.forwarding import settings_view
 
         mqtt = self.config.mqtt
         settings = MqttSettings(

@@ -22,6 +22,13 @@ from lab.servers.ports import LOOPBACK, free_port
 
 PHONE_USER = "1001"
 PHONE_PASSWORD = "phone-pw-7f3a"
+# glibc's allocator as deploy/deskphone.service sets it (docs/SIP.md "Memory"): two arenas for
+# the phone's dozen threads, and fixed mmap/trim thresholds, so the lab measures what the board runs.
+ALLOCATOR_ENV = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "131072",
+    "MALLOC_TRIM_THRESHOLD_": "131072",
+}
 
 
 def phone_config_text(
@@ -88,13 +95,15 @@ class PhoneProcess:
     """``deskphone run`` on the sim board; ``client`` is its control socket.
 
     ``argv`` replaces the default command (this checkout's firmware with ``config_text`` written to
-    ``workdir``): e.g. an installed phone's service command, its config already in place.
+    ``workdir``): e.g. an installed phone's service command, its config already in place. ``env`` is
+    added to this process's environment (default: the service's allocator settings).
     """
 
     workdir: Path
     config_text: str
     sip_port: int
     argv: list[str] | None = None
+    env: dict[str, str] = field(default_factory=lambda: dict(ALLOCATOR_ENV))
     proc: subprocess.Popen[bytes] | None = None
     _client: SimClient | None = field(default=None, repr=False)
 
@@ -136,7 +145,7 @@ class PhoneProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
         deadline = time.monotonic() + timeout
