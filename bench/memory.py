@@ -27,6 +27,12 @@ VARIANTS: dict[str, dict[str, str]] = {
     "glibc-defaults": {},
     "arena2": {"MALLOC_ARENA_MAX": "2"},
     "arena1": {"MALLOC_ARENA_MAX": "1"},
+    # tried and not deployed (docs/SIP.md "Memory"): less idle, more after a flood
+    "arena2-fixed": {
+        "MALLOC_ARENA_MAX": "2",
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+        "MALLOC_TRIM_THRESHOLD_": "131072",
+    },
 }
 
 
