@@ -9,6 +9,8 @@ import pytest
 
 from lab import sniff
 from lab.servers.audio import write_sine_wav
+from lab.servers.mosquitto import Mosquitto
+from tests.e2e.crm_support import CrmView
 
 RATE = 16000
 
@@ -26,3 +28,14 @@ def sniffer() -> Iterator[sniff.Sniffer]:
         pytest.skip("a loopback sniffer needs root or CAP_NET_RAW")
     with sniff.Sniffer() as running:
         yield running
+
+
+@pytest.fixture
+def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
+    """The CRM's side of the broker: it sees the phone's topics and sends commands (a test file may
+    override it, as test_crm_outages.py does for a persistent session)."""
+    view = CrmView(mosquitto)
+    try:
+        yield view
+    finally:
+        view.close()

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from lab.servers.mosquitto import Mosquitto
 from tests.e2e.crm_support import (
-    CrmView,
     RefusingCallee,
     assert_seq_contiguous,
     call_events,
@@ -28,15 +25,6 @@ from tests.e2e.crm_support import (
 pytestmark = pytest.mark.e2e
 
 CRM_OBJECT = {"contact_id": 4711, "user": "anna", "tags": ["lead", "q3"], "deal": {"value": 1200.5}}
-
-
-@pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
-    view = CrmView(mosquitto)
-    try:
-        yield view
-    finally:
-        view.close()
 
 
 def parse_ts(text: str) -> datetime:

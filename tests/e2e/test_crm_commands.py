@@ -6,28 +6,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import PHONE_PASSWORD
 from tests.crm_bridge.crm import Received
 from tests.e2e.crm_support import BASE, CrmView, kamailio_invites, start_phone
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
-    view = CrmView(mosquitto)
-    try:
-        yield view
-    finally:
-        view.close()
 
 
 def refused(crm: CrmView, request_id: str) -> dict[str, Any]:

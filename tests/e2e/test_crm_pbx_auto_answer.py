@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.servers.mosquitto import Mosquitto
 from lab.servers.ports import LOOPBACK
-from tests.e2e.crm_support import CrmView, Sipp, call_events, sipp_factory, start_phone, wait_ready
+from tests.e2e.crm_support import Sipp, call_events, sipp_factory, start_phone, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -23,15 +22,6 @@ pytestmark = [
 ]
 
 UNTRUSTED = "127.0.0.2"  # loopback too, but not in the phone's trusted_pbx
-
-
-@pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
-    view = CrmView(mosquitto)
-    try:
-        yield view
-    finally:
-        view.close()
 
 
 AUTO_ANSWER_HEADERS = pytest.mark.parametrize(

@@ -5,31 +5,20 @@ mosquitto) sees both calls."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lab.servers.audio import write_sine_wav
-from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import events_of
-from tests.e2e.crm_support import CrmView, call_events, new_id, start_phone
+from tests.e2e.crm_support import call_events, new_id, start_phone
 from tests.e2e.test_plain_extension import RATE, listen, tone_in
 
 pytestmark = pytest.mark.e2e
 
 FIRST_HZ, SECOND_HZ, WAITING_TONE_HZ = 660.0, 880.0, 425.0
 WIDE_FLASH = "[line]\nhook_flash_min_s = 0.05\nhook_flash_max_s = 2.5\n"
-
-
-@pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
-    view = CrmView(mosquitto)
-    try:
-        yield view
-    finally:
-        view.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ pytestmark = pytest.mark.e2e
 CALLER_HZ, TARGET_HZ, OTHER_HZ = 440.0, 660.0, 880.0
 EXTENSION, MOBILE = "1003", "0170123456"  # the mobile: a user of the lab registrar with a mobile's number
 DIVERSION_REASON = {"always": "unconditional", "busy": "user-busy", "no_answer": "no-answer"}
-
-
-@pytest.fixture
-def crm(mosquitto: Mosquitto) -> Iterator[CrmView]:
-    view = CrmView(mosquitto)
-    try:
-        yield view
-    finally:
-        view.close()
 
 
 @pytest.fixture
