@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from lab.servers.baresip import Baresip
 from lab.servers.phone import PhoneProcess
 from lab.sniff import Packet, rtp_payload, ulaw_decode
 
@@ -16,6 +17,15 @@ PCMU_ONLY = 'codecs = ["PCMU/8000"]'  # the sniffer decodes G.711 mu-law
 MIC_HZ = 1000.0
 # What pjsua2 logs when it reuses the transferred call's Call object for the new call (issue 13's crash)
 REUSE_WARNINGS = ("reuses Call instance", "has not created new Call instance")
+
+
+def dial_from_handset(phone: PhoneProcess, far: Baresip, number: str = "1002") -> str:
+    """Lift, dial ``number`` and ``#``, wait until the far end has answered: the new call's id."""
+    phone.client.hook(True)
+    phone.wait_mode("dialing")
+    phone.client.keys(f"{number}#")
+    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    return str(phone.wait_mode("in_call")["call"]["call_id"])
 
 
 def assert_no_call_reuse(phone: PhoneProcess) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from lab.servers.audio import dominant_frequency, rms_dbfs, write_sine_wav
 from lab.servers.phone import events_of
-from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch
+from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch, dial_from_handset
 from tests.e2e.test_plain_extension import RATE, listen, tone_in
 
 pytestmark = pytest.mark.e2e
@@ -56,11 +56,7 @@ def test_hook_flash_holds_and_a_second_flash_resumes(
     watch = PhoneRtpWatch(phone)
     sniffer.add(watch)
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    call_id = phone.wait_mode("in_call")["call"]["call_id"]
+    call_id = dial_from_handset(phone, far)
     assert tone_in(listen(phone, 2.0), FAR_HZ), "the far end did not reach the earpiece"
     watch.wait_loud()  # the far end hears the microphone
 
@@ -98,11 +94,7 @@ def test_hanging_up_with_a_call_held_ends_it(phone_factory, baresip_factory, far
     far = baresip_factory("1002", auto_answer=True, source_wav=far_wav)
     phone = phone_factory(extra=WIDE_FLASH)
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    phone.wait_mode("in_call")
+    dial_from_handset(phone, far)
     phone.client.flash(0.3)
     phone.wait_for(lambda s: s["held"], what="the call held")
     phone.client.hook(False)
@@ -124,11 +116,7 @@ def test_a_held_party_hears_the_hold_music_looped_and_never_the_microphone(
     watch = PhoneRtpWatch(phone)
     sniffer.add(watch)
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    call_id = phone.wait_mode("in_call")["call"]["call_id"]
+    call_id = dial_from_handset(phone, far)
     watch.wait_loud()
 
     flashed = time.monotonic()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lab.servers.audio import write_sine_wav
-from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch, assert_no_call_reuse
+from tests.e2e.line_support import PCMU_ONLY, PhoneRtpWatch, assert_no_call_reuse, dial_from_handset
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +26,7 @@ def line(phone_factory, baresip_factory, sniffer, mic_wav):  # type: ignore[no-u
         watch = PhoneRtpWatch(phone)
         sniffer.add(watch)
         phone.wait_for(lambda s: s["registered"], what="registration")
-        phone.client.hook(True)
-        phone.wait_mode("dialing")
-        phone.client.keys("1002#")
-        far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-        phone.wait_mode("in_call")
+        dial_from_handset(phone, far)
         watch.wait_loud()  # the sniffer sees the microphone while the call is up
         return phone, far, watch
 
