@@ -81,8 +81,9 @@ class PhoneCore:
     def stop(self) -> None:
         self._inbox.put(_Stop())
 
-    def run(self, heartbeat: Callable[[], None] = lambda: None, heartbeat_s: float = 1.0) -> None:
-        """Serve the inbox until :meth:`stop`; ``heartbeat`` runs at least every ``heartbeat_s``."""
+    def run(self, heartbeat: Callable[[], None] = lambda: None, heartbeat_s: float | None = 1.0) -> None:
+        """Serve the inbox until :meth:`stop`; ``heartbeat`` runs at least every ``heartbeat_s`` (None:
+        only before each item, and the thread sleeps until one comes)."""
         threading.current_thread().name = "core"
         self._carry_out(initial_effects(self.state))
         self._on_state(self.state)

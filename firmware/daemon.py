@@ -184,7 +184,9 @@ class Daemon:
         interval = systemd.watchdog_interval_s()
         systemd.notify("READY=1\nSTATUS=running")
         logger.info("deskphone %s running as %s", __version__, self.config.device.id)
-        self.core.run(heartbeat=self._heartbeat, heartbeat_s=min(interval or 1.0, 1.0))
+        # The core wakes for the watchdog only as often as systemd asks (half its timeout), and not at
+        # all without one: a phone at rest sleeps until something happens.
+        self.core.run(heartbeat=self._heartbeat, heartbeat_s=interval)
 
     def request_stop(self) -> None:
         if self.core is not None:

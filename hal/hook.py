@@ -1,11 +1,15 @@
-"""The hook switch on a gpiozero Button."""
+"""The hook switch on a gpiozero DigitalInputDevice.
+
+Not a ``Button``: its hold thread (gpiozero's ``HoldThread``) wakes ten times a second for ever to
+look for a hold, which a hook switch never reports.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from gpiozero import Button
+from gpiozero import DigitalInputDevice
 from gpiozero.pins import Factory
 
 from board import BoardDescription
@@ -21,18 +25,18 @@ class GpioHookSwitch:
 
     def __init__(self, board: BoardDescription, pin_factory: Factory) -> None:
         self.when_changed: Callable[[bool], None] | None = None
-        self._button = Button(
+        self._switch = DigitalInputDevice(
             board.hook_pin,
             pull_up=board.hook_active_low,
             bounce_time=board.hook_bounce_s,
             pin_factory=pin_factory,
         )
-        self._button.when_pressed = lambda: self._report(True)
-        self._button.when_released = lambda: self._report(False)
+        self._switch.when_activated = lambda: self._report(True)
+        self._switch.when_deactivated = lambda: self._report(False)
 
     @property
     def is_off_hook(self) -> bool:
-        return bool(self._button.is_pressed)
+        return bool(self._switch.is_active)
 
     def _report(self, off_hook: bool) -> None:
         logger.info("handset %s", "lifted" if off_hook else "replaced")
@@ -45,4 +49,4 @@ class GpioHookSwitch:
             logger.exception("hook callback failed")
 
     def close(self) -> None:
-        self._button.close()
+        self._switch.close()

@@ -15,9 +15,10 @@ from hal.debounce import KeyDebouncer
 logger = logging.getLogger(__name__)
 
 
-IDLE_CHECK_S = 1.0
+IDLE_CHECK_S = 30.0
 """While idle the thread waits for a column edge; it also looks at the columns this often, in case an
-edge was lost."""
+edge was lost. Rarely: a key that closed while the rows were being driven is seen by the look right
+after driving them, and a lost edge's key is most likely up again long before any look."""
 
 
 class MatrixKeypad:

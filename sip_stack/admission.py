@@ -188,6 +188,10 @@ class Admission:
                         refusal.why)  # fmt: skip
         self.flush_summary()
 
+    def housekeeping_pending(self) -> bool:
+        """True while refusals wait for their summary or a flood for its heap trim (look every second)."""
+        return bool(self._refused) or self._refused_since_trim >= FLOOD_REFUSALS
+
     def flush_summary(self, force: bool = False) -> None:
         """Log the refusals counted since the last summary, at most every ``SUMMARY_INTERVAL_S``."""
         now = self._clock()

@@ -2,12 +2,12 @@
 
 Threads:
 - ``sip`` (ours): creates, runs and destroys the Endpoint; pumps ``libHandleEvents`` (pjsua2 runs
-  with ``threadCnt=0``, so SIP timers and transports are polled here), sleeping in it until SIP I/O,
-  pjsip's next timer, one of ours, or a posted job (``wakeup.PumpWakeup``); runs the jobs that the
+  with ``threadCnt=0``, so SIP timers and transports are polled here, and RTP too: media has no
+  ioqueue of its own), sleeping in it until SIP or RTP I/O, pjsip's next timer, one of ours, or a
+  posted job (``wakeup.PumpWakeup``); runs the jobs that the
   public methods post; calls ``on_event`` (which must be cheap: the firmware posts to a queue).
 - pjmedia clock (pjsua2, null sound device): calls the ``BridgePort`` every ``frame_ms``; moves
   frames only.
-- pjmedia worker (pjsua2, ``medConfig.threadCnt=1``): receives RTP; never calls Python.
 - The caller's threads: the public methods only put a job on a queue and return.
 
 Call objects are held in a registry keyed by our call id and dropped on the ``sip`` thread after
@@ -50,9 +50,10 @@ from sip_stack.wakeup import PumpWakeup
 logger = logging.getLogger(__name__)
 
 _PUMP_MS = 10
-# The longest the sip thread sleeps in libHandleEvents with nothing due: pjsip's own timers and I/O and
-# our posted jobs end the wait sooner; this bounds anything else (a timer another thread scheduled).
-_IDLE_WAIT_S = 0.2
+# The longest the sip thread sleeps in libHandleEvents with nothing of ours due: pjsip's own timers,
+# SIP and RTP I/O and our posted jobs end the wait sooner; this only bounds what nothing announces (a
+# pjsip timer another thread scheduled: none is known while idle).
+_IDLE_WAIT_S = 30.0
 # pjsua retries a failed registration by itself only after temporary failures (408, 5xx, 6xx). A
 # desk phone also retries after the others (401/403 when the PBX account is not set up yet, 404...),
 # so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
@@ -244,7 +245,7 @@ class UserAgent:
                 if self.settings.rtp_timeout_s > 0:
                     self._check_rtp_timeouts()
             wait_s = _IDLE_WAIT_S
-            if self._calls:
+            if self._calls or self._admission.housekeeping_pending():
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
@@ -304,7 +305,10 @@ class UserAgent:
         cfg.medConfig.sndClockRate = s.clock_rate
         cfg.medConfig.audioFramePtime = s.frame_ms
         cfg.medConfig.channelCount = 1
-        cfg.medConfig.threadCnt = 1
+        # RTP shares the sip thread's ioqueue: no media worker thread polling an ioqueue of its own
+        # every 10 ms for ever (pjmedia's endpoint.c worker_proc); RTP ends the sip thread's wait.
+        cfg.medConfig.hasIoqueue = False
+        cfg.medConfig.threadCnt = 0
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
         # A desk phone on an office LAN: start the adaptive jitter buffer at one frame (pjmedia's

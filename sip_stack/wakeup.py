@@ -1,8 +1,8 @@
 """Wakes the ``sip`` thread out of ``libHandleEvents`` when a job is posted to it.
 
-The ``sip`` thread sleeps in pjsip's ioqueue (``select``) until SIP I/O or pjsip's next timer is due.
-pjsua's media has an ioqueue of its own (``MediaConfig.hasIoqueue``), so only the ``sip`` thread polls
-this one, and a datagram to a UDP SIP transport ends its wait. The datagram is two CRLFs: pjsip drops
+The ``sip`` thread sleeps in pjsip's ioqueue (``select``) until SIP or RTP I/O or pjsip's next timer
+is due. Media shares that ioqueue (``MediaConfig.hasIoqueue`` off, no media worker thread), and only
+the ``sip`` thread polls it, so a datagram to a UDP SIP transport ends its wait. The datagram is two CRLFs: pjsip drops
 datagrams that short before parsing, and a SIP keep-alive is CRLFs anyway. A phone whose line is TCP or
 TLS gets a UDP transport on 127.0.0.1 of its own for this.
 """

@@ -50,4 +50,4 @@ def test_a_failing_callback_does_not_break_the_switch(hardware: Hardware, panel:
 
 
 def test_hook_bounce_time_comes_from_the_board(hardware: Hardware, sim_board: BoardDescription) -> None:
-    assert hardware.hook._button.pin.bounce == sim_board.hook_bounce_s
+    assert hardware.hook._switch.pin.bounce == sim_board.hook_bounce_s
