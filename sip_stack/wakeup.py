@@ -2,9 +2,9 @@
 
 The ``sip`` thread sleeps in pjsip's ioqueue (``select``) until SIP or RTP I/O or pjsip's next timer
 is due. Media shares that ioqueue (``MediaConfig.hasIoqueue`` off, no media worker thread), and only
-the ``sip`` thread polls it, so a datagram to a UDP SIP transport ends its wait. The datagram is two CRLFs: pjsip drops
-datagrams that short before parsing, and a SIP keep-alive is CRLFs anyway. A phone whose line is TCP or
-TLS gets a UDP transport on 127.0.0.1 of its own for this.
+the ``sip`` thread polls it, so a datagram to a UDP SIP transport ends its wait. The datagram is two
+CRLFs: pjsip drops datagrams that short before parsing, and a SIP keep-alive is CRLFs anyway. A phone
+whose line is TCP or TLS gets a UDP transport on 127.0.0.1 of its own for this.
 """
 
 from __future__ import annotations
