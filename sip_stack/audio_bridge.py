@@ -14,6 +14,7 @@ import time
 
 import pjsua2 as pj
 
+from sip_stack.bytevector import FrameVector, to_bytes
 from sip_stack.frame_fifo import FrameFifo
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class BridgePort(pj.AudioMediaPort):
         super().__init__()
         self._bridge = bridge
         self._silence = bytes(bridge.frame_bytes)
+        self._out = FrameVector(bridge.frame_bytes)  # the clock thread's only
 
     def create(self) -> None:
         """Register with the conference bridge (on the ``sip`` thread)."""
@@ -137,12 +139,12 @@ class BridgePort(pj.AudioMediaPort):
             data = self._silence
             bridge.muted_frames += 1
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-        frame.buf = pj.ByteVector(data)
+        frame.buf = self._out.load(data)  # the frame keeps a copy
         frame.size = len(data)
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-            self._bridge.earpiece.push(bytes(frame.buf))
+            self._bridge.earpiece.push(to_bytes(frame.buf))
         else:
             self._bridge.earpiece.push(self._silence)
         self._bridge.media_tick(earpiece_frame=True)

@@ -226,3 +226,20 @@ def test_a_lock_step_consumer_that_fell_far_behind_catches_up_a_little() -> None
     while bridge.wait_for_frame(0):
         taken += 1
     assert taken == MAX_FRAME_BACKLOG
+
+
+def test_frames_copy_in_and_out_of_pjsua2_byte_vectors_exactly() -> None:
+    import pjsua2 as pj
+
+    from sip_stack import bytevector
+
+    assert bytevector.FAST  # the layout check recognises this pjsua2 build (else: slow copies)
+    data = bytes(range(256)) * 2 + bytes(128)
+    assert bytevector.to_bytes(pj.ByteVector(data)) == data
+    assert bytevector.to_bytes(pj.ByteVector()) == b""
+    frames = bytevector.FrameVector(len(data))
+    frame = pj.MediaFrame()
+    frame.buf = frames.load(data)
+    frames.load(bytes(len(data)))  # the reusable vector changes; the frame kept its own copy
+    assert bytevector.to_bytes(frame.buf) == data
+    assert list(frames.load(b"\x01\x02")) == [1, 2]  # another size: a vector of its own
