@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SAMPLES = 8
-"""Packet arrivals looked at before choosing the phase."""
-MARGIN_S = 0.002
+SAMPLES = 25
+"""Packet arrivals looked at before choosing the phase (half a second at 20 ms frames)."""
+MARGIN_S = 0.003
 """How long after the latest arrival the ticks come: room for the arrivals' own jitter."""
 
 

@@ -18,7 +18,7 @@ def _feed(phase: ClockPhase, arrivals: list[float], first_count: int = 100) -> N
 def test_the_restart_comes_a_margin_after_the_latest_arrival_of_one_frame_period() -> None:
     phase = ClockPhase(FRAME)
     phase.follow("c1", 0)
-    jitter = [0.0, 0.001, -0.0005, 0.003, 0.0, 0.0002, -0.001, 0.0]  # one packet 3 ms late
+    jitter = [0.0, 0.001, -0.0005, 0.003, 0.0, 0.0002, -0.001, 0.0] * SAMPLES  # 3 ms late at most
     arrivals = [10.0 + k * FRAME + j for k, j in enumerate(jitter[:SAMPLES])]
     _feed(phase, arrivals)
     assert phase.restart_at is not None
