@@ -12,8 +12,11 @@ RTP is received on the ``sip`` thread (media shares its ioqueue), so the moment 
 returns with one more packet counted is that packet's arrival, to within the thread's own latency. The
 latest of ``SAMPLES`` arrivals (folded onto one frame period) sets the phase, so a packet that was
 early among them does not put the ticks ahead of the others. A packet later than the margin misses its
-tick: the jitter buffer plays one concealed frame, holds one packet more and drops it again within
-seconds (pjmedia's progressive discard).
+tick, and the restart itself leaves one interval between ticks longer than a frame: either way two
+packets land between two ticks, pjmedia's burst estimate (``jbuf.c``) rises to two packets, and the
+buffer holds one packet more (+1 frame of delay) until the estimate decays (21 calm ticks a step) and
+progressive discard drops it (1-3 s). So the margin is a trade: a smaller one gains its difference on
+a quiet machine and loses a frame at every late packet on a loaded one.
 
 The clocks of a real far end and ours drift apart by up to ~100 ppm: the phase walks through a whole
 frame in minutes, and the wait goes back to 0-20 ms. This helps the start of a call on a LAN phone, or
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 
 SAMPLES = 25
 """Packet arrivals looked at before choosing the phase (half a second at 20 ms frames)."""
-MARGIN_S = 0.003
+MARGIN_S = 0.005
 """How long after the latest arrival the ticks come: room for the arrivals' own jitter."""
 
 
