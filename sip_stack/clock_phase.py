@@ -9,9 +9,10 @@ the call. pjmedia's clock ticks ``frame_ms`` after it was started (``clock_threa
 later tick ``MARGIN_S`` after a packet: the wait becomes the margin.
 
 RTP is received on the ``sip`` thread (media shares its ioqueue), so the moment ``libHandleEvents``
-returns with one more packet counted is that packet's arrival, to within the thread's own latency. The
-latest of ``SAMPLES`` arrivals (folded onto one frame period) sets the phase, so a packet that was
-early among them does not put the ticks ahead of the others. A packet later than the margin misses its
+returns with one more packet counted is that packet's arrival, to within the thread's own latency. A
+late one of ``SAMPLES`` arrivals (``LATE_FRACTION`` of them are earlier, folded onto one frame period)
+sets the phase: not the latest, which on a loaded machine is a stall of the thread's own, not the
+packets' usual lateness. A packet later than the margin misses its
 tick, and the restart itself leaves one interval between ticks longer than a frame: either way two
 packets land between two ticks, pjmedia's burst estimate (``jbuf.c``) rises to two packets, and the
 buffer holds one packet more (+1 frame of delay) until the estimate decays (21 calm ticks a step) and
@@ -29,8 +30,10 @@ from dataclasses import dataclass, field
 
 SAMPLES = 25
 """Packet arrivals looked at before choosing the phase (half a second at 20 ms frames)."""
-MARGIN_S = 0.005
-"""How long after the latest arrival the ticks come: room for the arrivals' own jitter."""
+LATE_FRACTION = 0.8
+"""Where among the folded arrivals the phase is taken."""
+MARGIN_S = 0.004
+"""How long after that arrival the ticks come: room for the arrivals' own jitter."""
 
 
 @dataclass
@@ -70,8 +73,9 @@ class ClockPhase:
             return
         first = self._arrivals[0]
         half = self.frame_s / 2
-        latest = first + max((t - first + half) % self.frame_s - half for t in self._arrivals)
-        at = latest + MARGIN_S
+        offsets = sorted((t - first + half) % self.frame_s - half for t in self._arrivals)
+        late = first + offsets[int(LATE_FRACTION * (len(offsets) - 1))]
+        at = late + MARGIN_S
         while at <= now:
             at += self.frame_s
         self.restart_at = at
