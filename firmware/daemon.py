@@ -85,6 +85,7 @@ class Daemon:
         # the GIL) scans only what came later. It took ~25 ms before, delaying call.ended as long.
         gc.collect()
         gc.freeze()
+        gc.enable()  # `deskphone run` starts without it (firmware.cli)
 
     def _start_parts(self) -> None:
         config = self.config
