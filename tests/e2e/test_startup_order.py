@@ -1,4 +1,5 @@
-"""The phone's REGISTER goes out before it imports what the line does not need (docs/SIP.md "Start-up")."""
+"""Start-up order (docs/SIP.md "Start-up"): the REGISTER goes out before the phone imports what the line
+does not need; the broker is connected before the core exists, and what it brings meanwhile waits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from lab.servers.kamailio import Kamailio
 from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, phone_config_text
 from lab.servers.ports import free_port
+from tests.e2e.crm_support import CrmView, new_id, start_phone
 
 pytestmark = pytest.mark.e2e
 
@@ -53,3 +55,26 @@ def test_the_register_goes_out_before_the_pins_the_state_machine_and_the_crm_bri
     assert "pjsua2" in imported_before  # the report is there and read right
     assert imported_before.isdisjoint(AFTER_THE_REGISTER), imported_before & AFTER_THE_REGISTER
     assert imported_after >= AFTER_THE_REGISTER
+
+
+def test_a_forward_that_waited_at_the_broker_is_carried_out_as_the_phone_starts(
+    phone_factory,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto,
+) -> None:
+    # The broker hands the phone's session its queued commands right after CONNACK: before the core
+    # exists, so the daemon keeps them until it does.
+    crm = CrmView(mosquitto, client_id=new_id("startup-crm"), persistent=True)
+    try:
+        phone = start_phone(phone_factory, mosquitto)
+        phone.stop()
+        crm.wait_status(lambda s: s == {"v": 1, "online": False})
+        request_id = new_id("fwd")
+        crm.command("forward", {"v": 1, "id": request_id, "mode": "always", "number": "1005"})
+
+        phone.start()
+        reply = crm.wait_reply(request_id, timeout=20)
+        assert reply["ok"] and reply["result"]["forward"]["always"] == "1005"
+        phone.wait_for(lambda s: (s["forward"] or {}).get("always") == "1005", what="the forward")
+        crm.wait_status(lambda s: s.get("online") is True and s.get("forward", {}).get("always") == "1005")
+    finally:
+        crm.close()
