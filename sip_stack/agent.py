@@ -42,7 +42,6 @@ from sip_stack import events, memory, sipmsg
 from sip_stack.admission import BUSY, Admission, Refusal
 from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
-from sip_stack.clock_phase import ClockPhase
 from sip_stack.lifetimes import PjObjects
 from sip_stack.pjlog import PjLogWriter
 from sip_stack.prefilter import PreFilter
@@ -123,7 +122,6 @@ class UserAgent:
         self._log_writer: PjLogWriter | None = None
         self._wakeup: PumpWakeup | None = None
         self._media_clock_running = False
-        self._clock_phase = ClockPhase(settings.frame_ms / 1000)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -253,8 +251,6 @@ class UserAgent:
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
-            if self._clock_phase.restart_at is not None:
-                wait_s = min(wait_s, self._clock_phase.restart_at - now)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -267,8 +263,6 @@ class UserAgent:
                 except Exception as exc:
                     logger.exception("SIP job failed: %s", _error_text(exc))
             self._ep.libHandleEvents(max(0, math.ceil(wait_s * 1000)))
-            if self._clock_phase.target is not None:
-                self._follow_rtp_phase()
 
     def _registration_failed(self, code: int) -> None:
         """On the sip thread: schedule our own retry where pjsua does not retry by itself."""
@@ -837,32 +831,6 @@ class UserAgent:
             return
         self._media_clock_running = wanted
 
-    def _follow_rtp_phase(self) -> None:
-        """On the sip thread, after an event: time the routed call's packets, restart the clock on cue."""
-        phase = self._clock_phase
-        assert phase.target is not None
-        call_id, index = phase.target
-        call = self._calls.get(call_id)
-        if call is None or call.ended or not self._media_clock_running:
-            phase.stop_following()
-            return
-        now = time.monotonic()
-        if phase.restart_at is None:
-            try:
-                packets = int(call.getStreamStat(index).rtcp.rxStat.pkt)
-            except Exception as exc:  # the stream went away: nothing to follow
-                logger.debug("call %s: no stream stats: %s", call_id, _error_text(exc))
-                phase.stop_following()
-                return
-            phase.packets_counted(packets, now)
-        elif phase.restart_due(now):
-            try:
-                self._ep.audDevManager().setNullDev()  # a new clock, ticking one frame from now
-            except Exception as exc:
-                logger.warning("media clock restart: %s", _error_text(exc))
-                return
-            logger.info("call %s: media clock restarted to tick just after its RTP packets", call_id)
-
     def _route_call_audio(self, call: SipCall) -> None:
         """Connect the bridge port to ``call``'s active audio if it is the routed call, else disconnect.
 
@@ -894,12 +862,10 @@ class UserAgent:
                     port.startTransmit(audio)
                     audio.startTransmit(port)
                     call.media_connected.add(index)
-                    self._clock_phase.follow(call.call_id, index)
                 else:
                     port.stopTransmit(audio)
                     audio.stopTransmit(port)
                     call.media_connected.discard(index)
-                    self._clock_phase.stop_following(call.call_id)
             except Exception as exc:  # the media went away under us: nothing left to connect
                 call.media_connected.discard(index)
                 logger.debug("call %s: audio media %d: %s", call.call_id, index, _error_text(exc))

@@ -96,8 +96,7 @@ def test_tcp_registration_and_call(kamailio, baresip_factory, ua_factory) -> Non
     bob.wait_for_event("CALL_CLOSED")
 
 
-def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua_factory, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="sip_stack.agent")
+def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua_factory) -> None:
     bob = baresip_factory("bob", auto_answer=True)
     ua, rec = ua_factory(phone_settings(kamailio))
     rec.wait_for(RegistrationChanged, lambda e: e.registered)
@@ -132,9 +131,8 @@ def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua
     assert dominant_frequency(stretch, rate) == pytest.approx(1000, abs=15)
     assert -20 < rms_dbfs(stretch) < -8
 
-    # What we got from baresip's aufile: 440 Hz. RTP is received on the sip thread (media has no
-    # ioqueue of its own), and the media clock was started again on the call's RTP phase meanwhile.
-    assert "media clock restarted to tick just after its RTP packets" in caplog.text
+    # What we got from baresip's aufile: 440 Hz, received on the sip thread (media has no ioqueue of
+    # its own): silent if nothing polled the RTP socket.
     stretch = loudest_stretch(earpiece, RATE)
     assert dominant_frequency(stretch, RATE) == pytest.approx(440, abs=10)
     assert rms_dbfs(stretch) > -25
