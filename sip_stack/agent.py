@@ -4,8 +4,8 @@ Threads:
 - ``sip`` (ours): creates, runs and destroys the Endpoint; pumps ``libHandleEvents`` (pjsua2 runs
   with ``threadCnt=0``, so SIP timers and transports are polled here, and RTP too: media has no
   ioqueue of its own), sleeping in it until SIP or RTP I/O, pjsip's next timer, one of ours, or a
-  posted job (``wakeup.PumpWakeup``); runs the jobs that the
-  public methods post; calls ``on_event`` (which must be cheap: the firmware posts to a queue).
+  posted job (``wakeup.PumpWakeup``); runs the jobs that the public methods post; calls ``on_event``
+  (which must be cheap: the firmware posts to a queue).
 - pjmedia clock (pjsua2, null sound device): calls the ``BridgePort`` every ``frame_ms``; moves
   frames only.
 - The caller's threads: the public methods only put a job on a queue and return.
