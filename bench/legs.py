@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_block(lab: Lab, variant: Variant, n: int, packets: list[Packet], stages: bool, scratch: Path) -> None:
+def _run_block(
+    lab: Lab, variant: Variant, n: int, packets: list[Packet], stages: bool, scratch: Path
+) -> None:
     env = dict(ALLOCATOR_ENV)
     launcher = None
     trace = scratch / f"trace-{time.monotonic_ns()}.txt"
@@ -120,7 +122,9 @@ def _run_block(lab: Lab, variant: Variant, n: int, packets: list[Packet], stages
         _split_stages(variant, cycles, _read_marks(trace))
 
 
-def _one_call(lab: Lab, phone: PhoneProcess, variant: Variant, packets: list[Packet], cycles: list[Cycle]) -> None:
+def _one_call(
+    lab: Lab, phone: PhoneProcess, variant: Variant, packets: list[Packet], cycles: list[Cycle]
+) -> None:
     far, crm = lab.far, lab.crm
     assert far is not None and crm is not None
     broker = lab.broker.port
@@ -177,7 +181,9 @@ def _split_stages(variant: Variant, cycles: list[Cycle], marks: list[tuple[float
         names = _STAGES[cycle.kind] + _COMMON_STAGES
         table = variant.stages.setdefault(cycle.kind, {})
         for name in names:
-            first = next((t for t, m in marks if m == name and cycle.arrived <= t <= cycle.published + 0.002), None)
+            first = next(
+                (t for t, m in marks if m == name and cycle.arrived <= t <= cycle.published + 0.002), None
+            )
             if first is not None:
                 table.setdefault(name, []).append((first - cycle.arrived) * 1000.0)
         table.setdefault("wire out", []).append((cycle.published - cycle.arrived) * 1000.0)
@@ -192,7 +198,9 @@ def _print(variant: Variant) -> None:
         print(f"{name:36s} median {statistics.median(values):7.2f} ms, p99 {_p99(values):7.2f} ms, "
               f"max {max(values):7.2f} ms, n {len(values)}")  # fmt: skip
     for kind, table in variant.stages.items():
-        print(f"-- {kind}, inside the phone: ms from the packet's arrival (median, p99; + the median's growth)")
+        print(
+            f"-- {kind}, inside the phone: ms from the packet's arrival (median, p99; + the median's growth)"
+        )
         previous: float | None = None
         for name, values in table.items():
             median = statistics.median(values)

@@ -42,7 +42,9 @@ def _dump(path: str) -> None:
 
 def _around(owner: Any, attr: str, before: str | None = None, after: str | None = None,
             when: Callable[..., bool] | None = None) -> None:  # fmt: skip
-    original = getattr(owner, attr)
+    original = getattr(owner, attr, None)
+    if original is None:  # a firmware without this hop
+        return
 
     @functools.wraps(original)
     def traced(*args: Any, **kwargs: Any) -> Any:
@@ -82,12 +84,15 @@ def install() -> None:
     _around(PhoneCore, "handle", "core.handle")
     _around(firmware.core, "step", after="core.step")
     _around(CrmBridge, "publish_event", "bridge.publish_event")
-    _around(Outbox, "append", after="outbox.appended")
+    _around(Outbox, "add" if hasattr(Outbox, "add") else "append", after="outbox.appended")
     _around(EventPump, "_pump", "pump.run")
     _around(mqtt.Client, "publish", "paho.publish", "paho.queued",
             when=lambda self, topic, *a, **k: topic.endswith("/events"))  # fmt: skip
-    _around(mqtt.Client, "_sock_send", "paho.send",
-            when=lambda self, data: len(data) > 0 and data[0] & 0xF0 == 0x30 and b"/events" in data[:200])  # fmt: skip
+    _around(mqtt.Client, "_sock_send", "paho.send", when=lambda self, data: _is_event_publish(data))
+
+
+def _is_event_publish(data: bytes) -> bool:
+    return len(data) > 0 and data[0] & 0xF0 == 0x30 and b"/events" in data[:200]
 
 
 def main() -> int:

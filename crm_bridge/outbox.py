@@ -153,6 +153,10 @@ class Outbox:
 
     def append(self, event: Event) -> int:
         """Store ``event`` under the next ``seq`` and return that seq."""
+        return self.add(event).seq
+
+    def add(self, event: Event) -> PendingEvent:
+        """Store ``event`` under the next ``seq``; the stored event (its seq, its encoded JSON)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             (seq,) = self._db.execute(
@@ -164,9 +168,10 @@ class Outbox:
             ).fetchone()
             if count >= self.max_events:
                 self._drop_one(count - self.max_events + 1)
+            payload = encode_event(event, seq, self.device_id)
             self._db.execute(
                 "INSERT INTO outbox (device_id, seq, type, payload) VALUES (?, ?, ?, ?)",
-                (self.device_id, seq, event.type, encode_event(event, seq, self.device_id)),
+                (self.device_id, seq, event.type, payload),
             )
             if seq > self._reserved_seq - SEQ_BLOCK // 2:
                 self._reserved_seq = seq + SEQ_BLOCK
@@ -177,7 +182,7 @@ class Outbox:
             self._last_seq = int(seq)
             self._dirty = True
             self._sync_wanted.notify()
-            return int(seq)
+            return PendingEvent(int(seq), event.type, payload)
 
     # --- group commit -------------------------------------------------------------------------------
 

@@ -153,7 +153,7 @@ class Daemon:
         if config.mqtt.enabled:
             self.bridge = self._make_bridge()
             self._parts.callback(self.bridge.stop)  # closes the outbox even if it never started
-            core.add_reporter(self.bridge)
+            core.add_reporter(self.bridge, first=True)  # the event on its way before its log line
 
         self.hardware.audio.start(
             self.sip.audio.read_earpiece_frame,

@@ -632,12 +632,10 @@ class UserAgent:
         number, name, uri = sipmsg.parse_name_addr(info.remoteUri)
         headers = sipmsg.header_values(whole_msg)
         source_host = sipmsg.host_of(src_address)
-        logger.info("call %s: incoming from %s (%s) via %s", call_id, number or uri, name, source_host)
         self._set_call_status(call_id, "incoming")
-        try:
-            call.answer(_status_param(180))
-        except Exception as exc:
-            logger.warning("call %s: could not send 180: %s", call_id, _error_text(exc))
+        # Reported before the 180 and the log line: the core's work on it (the screen pop) overlaps
+        # pjsip's sending the 180 (pjsua2 lets the GIL go in C); what the core asks of this call runs
+        # as a job after this callback, so after the 180 all the same.
         self._emit(
             events.IncomingCall(
                 call_id=call_id,
@@ -649,6 +647,11 @@ class UserAgent:
                 headers=headers,
             )
         )
+        logger.info("call %s: incoming from %s (%s) via %s", call_id, number or uri, name, source_host)
+        try:
+            call.answer(_status_param(180))
+        except Exception as exc:
+            logger.warning("call %s: could not send 180: %s", call_id, _error_text(exc))
 
     def _do_answer(self, call_id: str) -> None:
         call = self._find(call_id)
