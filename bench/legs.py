@@ -45,7 +45,8 @@ _STAGES = {
     "call end": ("sip.call_state",),
 }
 _COMMON_STAGES = ("sip.emit", "core.post", "core.handle", "core.step", "bridge.publish_event",
-                  "outbox.appended", "pump.run", "paho.publish", "paho.queued", "paho.send")  # fmt: skip
+                  "outbox.appended", "pump.run", "paho.publish", "paho.queued", "paho.send",
+                  "sip.drop_call", "sip.dropped")  # fmt: skip
 
 
 @dataclass
@@ -181,9 +182,8 @@ def _split_stages(variant: Variant, cycles: list[Cycle], marks: list[tuple[float
         names = _STAGES[cycle.kind] + _COMMON_STAGES
         table = variant.stages.setdefault(cycle.kind, {})
         for name in names:
-            first = next(
-                (t for t, m in marks if m == name and cycle.arrived <= t <= cycle.published + 0.002), None
-            )
+            late = cycle.published + (0.05 if name.startswith("sip.drop") else 0.002)  # may come after
+            first = next((t for t, m in marks if m == name and cycle.arrived <= t <= late), None)
             if first is not None:
                 table.setdefault(name, []).append((first - cycle.arrived) * 1000.0)
         table.setdefault("wire out", []).append((cycle.published - cycle.arrived) * 1000.0)
@@ -202,7 +202,10 @@ def _print(variant: Variant) -> None:
             f"-- {kind}, inside the phone: ms from the packet's arrival (median, p99; + the median's growth)"
         )
         previous: float | None = None
-        for name, values in table.items():
+        for name in (*_STAGES[kind], *_COMMON_STAGES, "wire out"):
+            values = table.get(name)
+            if not values:
+                continue
             median = statistics.median(values)
             step = "" if previous is None else f"  +{median - previous:6.3f}"
             print(f"   {name:22s} {median:7.3f} {_p99(values):7.3f}{step}   n {len(values)}")

@@ -15,7 +15,9 @@ of a screen pop (a call end goes through ``sip.call_state`` instead of the first
 - ``bridge.publish_event``: the CRM bridge is the reporter called; ``outbox.appended``: committed;
 - ``pump.run``: the ``mqtt-outbox`` thread looks at the outbox;
 - ``paho.publish`` / ``paho.queued``: paho's ``publish`` of an event is called / has returned;
-- ``paho.send``: a thread (paho's network thread, with ``loop_start``) writes a PUBLISH to the socket.
+- ``paho.send``: a thread (paho's network thread, with ``loop_start``) writes a PUBLISH to the socket;
+- ``sip.drop_call`` / ``sip.dropped``: the ``sip`` thread lets a call's objects go (and collects
+  garbage), after its end was reported.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def install() -> None:
     _around(UserAgent, "_incoming", "sip.incoming")
     _around(SipCall, "onCallState", "sip.call_state")
     _around(UserAgent, "_emit", "sip.emit", when=lambda self, event: _is_event(event))
+    _around(UserAgent, "_drop_call", "sip.drop_call", "sip.dropped")
     _around(PhoneCore, "post", "core.post")
     _around(PhoneCore, "handle", "core.handle")
     _around(firmware.core, "step", after="core.step")

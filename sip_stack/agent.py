@@ -58,6 +58,10 @@ _IDLE_WAIT_S = 0.2
 # so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
 _PJSUA_RETRIES = frozenset({408, 500, 502, 503, 504})
 _RTP_CHECK_S = 1.0
+# A call's objects caught in a cycle are collected this long after its end, when no call is left: a
+# full collection (~10 ms here, holding the GIL) right at the end delayed the call's end on its way to
+# the CRM, and one during the next call's set-up would delay its screen pop.
+_COLLECT_AFTER_S = 0.2
 _STOP_GRACE_S = 2.0
 # pjsua call slots beyond max_calls, for INVITEs being refused (each is answered and gone within the
 # callback that took it; without a free slot pjsua itself answers 486 statelessly).
@@ -111,6 +115,7 @@ class UserAgent:
         self._admitted_call_id: str | None = None
         self._prefilter: PreFilter | None = None
         self._reg_retry_at: float | None = None
+        self._collect_at: float | None = None  # a dropped call may wait in a cycle for gc.collect
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
@@ -236,6 +241,9 @@ class UserAgent:
                 self._reg_retry_at = None
                 self._retry_registration()
             self._end_transferred_calls()
+            if self._collect_at is not None and now >= self._collect_at and not self._calls:
+                self._collect_at = None
+                gc.collect()
             if now >= next_rtp_check:
                 next_rtp_check = now + _RTP_CHECK_S
                 self._admission.flush_summary()
@@ -248,6 +256,8 @@ class UserAgent:
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
+            if self._collect_at is not None and not self._calls:
+                wait_s = min(wait_s, self._collect_at - now)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -798,9 +808,9 @@ class UserAgent:
     def _drop_call(self, call_id: str) -> None:
         call = self._calls.pop(call_id, None)
         collect = call is not None and not call.ignored
-        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection below
-        if collect:
-            gc.collect()  # a refused call holds no media; collecting for each would slow a flood down
+        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection in _loop
+        if collect:  # a refused call holds no media; collecting for each would slow a flood down
+            self._collect_at = time.monotonic() + _COLLECT_AFTER_S
         self._update_media_clock()
 
     def _update_media_clock(self) -> None:
