@@ -46,7 +46,7 @@ _STAGES = {
 }
 _COMMON_STAGES = ("sip.emit", "core.post", "core.handle", "core.step", "bridge.publish_event",
                   "outbox.appended", "pump.run", "paho.publish", "paho.queued", "paho.send",
-                  "sip.drop_call", "sip.dropped")  # fmt: skip
+                  "sip.drop_call", "sip.media_clock", "sip.media_clock_done", "sip.dropped")  # fmt: skip
 
 
 @dataclass

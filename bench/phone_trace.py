@@ -83,6 +83,7 @@ def install() -> None:
     _around(SipCall, "onCallState", "sip.call_state")
     _around(UserAgent, "_emit", "sip.emit", when=lambda self, event: _is_event(event))
     _around(UserAgent, "_drop_call", "sip.drop_call", "sip.dropped")
+    _around(UserAgent, "_update_media_clock", "sip.media_clock", "sip.media_clock_done")
     _around(PhoneCore, "post", "core.post")
     _around(PhoneCore, "handle", "core.handle")
     _around(firmware.core, "step", after="core.step")
