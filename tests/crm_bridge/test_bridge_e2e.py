@@ -21,7 +21,8 @@ from crm_bridge.codec import format_time
 from firmware.commands import Command, Dial, Reply
 from firmware.events import Event
 from lab.servers.mosquitto import Mosquitto
-from tests.crm_bridge.crm import CrmClient, Received, wait_until
+from lab.waiting import wait_until
+from tests.crm_bridge.crm import CrmClient, Received
 
 pytestmark = pytest.mark.e2e
 
