@@ -16,6 +16,7 @@ the mark before it (median). The wrappers cost about a microsecond per mark.
 ``--baseline DIR`` compares two firmwares in one run: DIR holds another tree of the phone's packages
 (``git archive <commit> | tar -x -C DIR``); blocks of ``--block`` calls alternate between it and this
 checkout, each on a freshly started phone, so that the machine's load falls on both alike.
+``--switch-interval S`` adds this checkout run with ``sys.setswitchinterval(S)`` (with ``--stages``).
 Only our phone; baresip's figures come from ``bench.run --only latency``.
 """
 
@@ -53,6 +54,7 @@ _COMMON_STAGES = ("sip.emit", "core.post", "core.handle", "core.step", "bridge.p
 class Variant:
     name: str
     tree: Path | None  # None: this checkout
+    env: dict[str, str] = field(default_factory=dict)
     legs: dict[str, list[float]] = field(default_factory=dict)
     stages: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", action="store_true", help="time every hop inside the phone")
     parser.add_argument("--baseline", type=Path, help="another tree of the phone's packages to compare")
     parser.add_argument("--block", type=int, default=25, help="calls per phone start (default 25)")
+    parser.add_argument(
+        "--switch-interval", type=float, help="also this checkout with sys.setswitchinterval(S) (--stages)"
+    )
     args = parser.parse_args(argv)
     if not sniff.available():
         print("bench.legs needs a loopback sniffer (root or CAP_NET_RAW)", file=sys.stderr)
@@ -77,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     variants = [Variant("this checkout", None)]
     if args.baseline is not None:
         variants.insert(0, Variant(f"baseline {args.baseline}", args.baseline.resolve()))
+    if args.switch_interval is not None:
+        env = {"DESKPHONE_TRACE_SWITCH_INTERVAL_S": str(args.switch_interval)}
+        variants.append(Variant(f"this checkout, switch interval {args.switch_interval} s", None, env=env))
     scratch = Path(tempfile.mkdtemp(prefix="deskphone-legs-"))
     lab = Lab(scratch, mic_seconds=60.0)
     packets: list[Packet] = []
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_block(
     lab: Lab, variant: Variant, n: int, packets: list[Packet], stages: bool, scratch: Path
 ) -> None:
-    env = dict(ALLOCATOR_ENV)
+    env = dict(ALLOCATOR_ENV) | variant.env
     launcher = None
     trace = scratch / f"trace-{time.monotonic_ns()}.txt"
     if variant.tree is not None:

@@ -105,6 +105,9 @@ def main() -> int:
         print("bench.phone_trace: set DESKPHONE_TRACE to the file the marks go to", file=sys.stderr)
         return 2
     install()
+    switch = os.environ.get("DESKPHONE_TRACE_SWITCH_INTERVAL_S")
+    if switch:
+        sys.setswitchinterval(float(switch))  # bench.legs --switch-interval
     atexit.register(_dump, path)
     from firmware.cli import main as deskphone
 
