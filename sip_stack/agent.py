@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import ipaddress
 import itertools
 import logging
 import queue
@@ -352,11 +353,13 @@ class UserAgent:
         # while the phone is idle.
         self._tone_connected = False
 
-        self._account = SipAccount(self)
-        self._account.create(self._account_config(), True)
         self._refusal_account = RefusalAccount(self)
         self._refusal_account.create(self._refusal_account_config())
         self._trust_registrar_addresses()
+        # The line's account last: its create() sends the REGISTER, and the registrar's 401 waits in
+        # the socket until this thread polls (~9 ms when the refusal account and the look-up came after).
+        self._account = SipAccount(self)
+        self._account.create(self._account_config(), True)
         logger.info(
             "SIP stack started: %s@%s via %s (%s), bind %s",
             s.user, s.sip_domain, s.registrar, s.transport, s.bind_address or "*",
@@ -412,6 +415,9 @@ class UserAgent:
     def _trust_registrar_addresses(self) -> None:
         """Add the registrar's addresses to the trusted sources (INVITEs come from an address)."""
         host = self.settings.registrar_host.strip("[]")
+        with contextlib.suppress(ValueError):  # an address needs no look-up (nor the idna codec's import)
+            self._admission.trust([str(ipaddress.ip_address(host))], registrar=True)
+            return
         try:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
         except OSError as exc:
