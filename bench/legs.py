@@ -41,13 +41,21 @@ from lab.sniff import Packet
 
 _PUBLISH = (b"\x30", b"\x32")  # MQTT PUBLISH, QoS 0 / 1
 _TRACER = Path(__file__).with_name("phone_trace.py")
-_STAGES = {
+_FIRST_STAGES = {
     "screen pop": ("sip.prefilter", "sip.select_account", "sip.incoming"),
     "call end": ("sip.call_state",),
 }
 _COMMON_STAGES = ("sip.emit", "core.post", "core.handle", "core.step", "bridge.publish_event",
-                  "outbox.appended", "pump.run", "paho.publish", "paho.queued", "paho.send",
-                  "sip.drop_call", "sip.media_clock", "sip.media_clock_done", "sip.dropped")  # fmt: skip
+                  "outbox.appended", "pump.run", "paho.publish", "paho.queued", "paho.send")  # fmt: skip
+_AFTER_STAGES = {  # may come after the PUBLISH
+    "screen pop": (),
+    "call end": ("sip.drop_call", "sip.media_clock", "sip.media_clock_done", "sip.dropped", "gc.collect",
+                 "gc.collected"),
+}  # fmt: skip
+
+
+def _stages(kind: str) -> tuple[str, ...]:
+    return (*_FIRST_STAGES[kind], *_COMMON_STAGES, *_AFTER_STAGES[kind])
 
 
 @dataclass
@@ -187,10 +195,12 @@ def _read_marks(path: Path) -> list[tuple[float, str]]:
 def _split_stages(variant: Variant, cycles: list[Cycle], marks: list[tuple[float, str]]) -> None:
     """For each cycle, the first of each mark after the packet arrived (and before it was published)."""
     for cycle in cycles:
-        names = _STAGES[cycle.kind] + _COMMON_STAGES
+        names = _stages(cycle.kind)
         table = variant.stages.setdefault(cycle.kind, {})
         for name in names:
-            late = cycle.published + (0.05 if name.startswith("sip.drop") else 0.002)  # may come after
+            late = cycle.published + (
+                0.5 if name.startswith(("sip.drop", "sip.media", "gc.")) else 0.002
+            )  # may come after
             first = next((t for t, m in marks if m == name and cycle.arrived <= t <= late), None)
             if first is not None:
                 table.setdefault(name, []).append((first - cycle.arrived) * 1000.0)
@@ -210,7 +220,7 @@ def _print(variant: Variant) -> None:
             f"-- {kind}, inside the phone: ms from the packet's arrival (median, p99; + the median's growth)"
         )
         previous: float | None = None
-        for name in (*_STAGES[kind], *_COMMON_STAGES, "wire out"):
+        for name in (*_stages(kind), "wire out"):
             values = table.get(name)
             if not values:
                 continue

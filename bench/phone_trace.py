@@ -16,14 +16,16 @@ of a screen pop (a call end goes through ``sip.call_state`` instead of the first
 - ``pump.run``: the ``mqtt-outbox`` thread looks at the outbox;
 - ``paho.publish`` / ``paho.queued``: paho's ``publish`` of an event is called / has returned;
 - ``paho.send``: a thread (paho's network thread, with ``loop_start``) writes a PUBLISH to the socket;
-- ``sip.drop_call`` / ``sip.dropped``: the ``sip`` thread lets a call's objects go (and collects
-  garbage), after its end was reported.
+- ``sip.drop_call`` / ``sip.dropped``: the ``sip`` thread lets a call's objects go after its end was
+  reported (``sip.media_clock``: the media clock's switch in it); ``gc.collect`` / ``gc.collected``:
+  a collection asked for (by the ``sip`` thread after a call).
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import gc
 import os
 import sys
 import time
@@ -82,6 +84,7 @@ def install() -> None:
     _around(UserAgent, "_incoming", "sip.incoming")
     _around(SipCall, "onCallState", "sip.call_state")
     _around(UserAgent, "_emit", "sip.emit", when=lambda self, event: _is_event(event))
+    _around(gc, "collect", "gc.collect", "gc.collected")
     _around(UserAgent, "_drop_call", "sip.drop_call", "sip.dropped")
     _around(UserAgent, "_update_media_clock", "sip.media_clock", "sip.media_clock_done")
     _around(PhoneCore, "post", "core.post")

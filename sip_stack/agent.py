@@ -59,9 +59,9 @@ _IDLE_WAIT_S = 0.2
 # so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
 _PJSUA_RETRIES = frozenset({408, 500, 502, 503, 504})
 _RTP_CHECK_S = 1.0
-# A call's objects caught in a cycle are collected this long after its end, when no call is left: a
-# full collection (~10 ms here, holding the GIL) right at the end delayed the call's end on its way to
-# the CRM, and one during the next call's set-up would delay its screen pop.
+# A call's objects caught in a cycle are collected this long after its end, when no call is left: the
+# full collection (~0.2 ms here, holding the GIL) ran right while the call's end went from the core to
+# paho, and one during the next call's set-up would delay its screen pop.
 _COLLECT_AFTER_S = 0.2
 _STOP_GRACE_S = 2.0
 # pjsua call slots beyond max_calls, for INVITEs being refused (each is answered and gone within the
