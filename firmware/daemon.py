@@ -156,7 +156,7 @@ class Daemon:
         core.timers.start()
         self._parts.callback(core.timers.stop)
         if self.bridge is not None:
-            core.add_reporter(self.bridge)
+            core.add_reporter(self.bridge, first=True)  # the event on its way before its log line
         with self._early_lock:  # in the order they came, before any later one (posting never blocks)
             self.core = core
             for post in self._early:
