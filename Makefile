@@ -57,8 +57,7 @@ $(VENV)/.created:
 # change of the tarball, config_site.h or the build scripts (the directory is named after their digest;
 # about 4 min under nice on 2 loaded cores) and installed before the project, which requires it.
 ifeq ($(shell uname -m),x86_64)
-PJSUA2_SOURCES := $(PJPROJECT_TARBALL) tools/pjsua2/config_site.h tools/pjsua2/build.sh tools/pjsua2/native.sh \
-	tools/pi/wheel.sh
+PJSUA2_SOURCES := $(PJPROJECT_TARBALL) $(sort $(wildcard tools/pjsua2/*)) tools/pi/wheel.sh
 PJSUA2_KEY := $(shell cat $(PJSUA2_SOURCES) | sha256sum | cut -c1-16)
 PJSUA2_PYTAG := $(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 PJSUA2_WHEEL := build/pjsua2-$(PJSUA2_KEY)/pjsua2-2.15.1-$(PJSUA2_PYTAG)-$(PJSUA2_PYTAG)-linux_x86_64.whl

@@ -86,11 +86,15 @@ for spec in "$@"; do
     mkdir -p "$stage"
     cp "$swigdir/pjsua2.py" "$stage/"
     so=$stage/_pjsua2.cpython-${pyver/./}-$triplet.so
-    # --exclude-libs: pjproject's and OpenSSL's static symbols stay inside the module (only PyInit is
-    # exported), so the loader has thousands fewer symbols to hash and relocate: -1.6 MiB of file
-    # pages after libStart on x86_64; --gc-sections drops unreached code (6.7 -> 6.3 MB).
-    "${tool}g++" -shared -O2 -fPIC "${cflags[@]}" "${pyinc[@]/#/-I}" \
-        "$swigdir/pjsua2_wrap.cpp" -o "$so" "${ldflags[@]}" "${libs[@]/#/-l}" -Wl,--as-needed -Wl,--gc-sections -Wl,--exclude-libs,ALL -static-libgcc
+    # Only exports.map's symbols leave the module (hidden visibility for the wrapper's own);
+    # --gc-sections drops code the wrapper never reaches (6.7 -> 5.9 MB on x86_64).
+    "${tool}g++" -shared -O2 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden "${cflags[@]}" \
+        "${pyinc[@]/#/-I}" "$swigdir/pjsua2_wrap.cpp" -o "$so" "${ldflags[@]}" "${libs[@]/#/-l}" \
+        -Wl,--as-needed -Wl,--gc-sections -Wl,--version-script="$here/exports.map" -static-libgcc
+    exported=$("${tool}nm" -D --defined-only "$so" | awk '{print $3}')
+    for name in $(sed -n 's/^ *\([A-Za-z_][A-Za-z0-9_]*\);$/\1/p' "$here/exports.map"); do
+        grep -qx "$name" <<<"$exported" || { echo "pjsua2: $name is not exported by $so" >&2; exit 1; }
+    done
     "${tool}strip" --strip-unneeded "$so"
     printf 'Metadata-Version: 2.1\nName: pjsua2\nVersion: %s\nSummary: %s\nLicense: GPL-2.0-or-later\nRequires-Python: ==%s.*\n' \
         "$version" "pjsua2 of pjproject $version for $arch, built from $(basename "$tarball") (OpenSSL $openssl)" \

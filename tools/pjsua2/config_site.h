@@ -2,8 +2,9 @@
  * (tools/pjsua2/native.sh) and on the Raspberry Pi (tools/pi/pjsua2.sh). pj/config.h includes it
  * before pjproject's own defaults, which are all #ifndef-guarded. Every define here is sized for one
  * desk phone; everything not named keeps pjproject 2.15.1's default (notably PJ_IOQUEUE_MAX_HANDLES
- * 64 and PJSIP_MAX_PKT_LEN 4000, the limits docs/SIP.md's flood figures rest on, and PJ_DEBUG: the
- * pre-filter's design assumes pj_assert is compiled in, as in the PyPI wheel). */
+ * 64 and PJSIP_MAX_PKT_LEN 4000, the limits docs/SIP.md's flood figures rest on; the packet length
+ * is also in sip_stack/prefilter.py's ctypes layout of pjsip_rx_data, so change both or neither; and
+ * PJ_DEBUG: the pre-filter's design assumes pj_assert is compiled in, as in the PyPI wheel). */
 
 /* An audio phone: no video devices, codecs or windows (configure's --disable-video says the same). */
 #define PJMEDIA_HAS_VIDEO 0
