@@ -37,21 +37,11 @@ from lab.servers.mosquitto import Mosquitto
 from lab.servers.phone import PHONE_PASSWORD, PHONE_USER, PhoneProcess, events_of, phone_config_text
 from lab.servers.ports import free_port
 from lab.servers.webhook import WebhookReceiver
+from lab.waiting import wait_until
 
 RESULTS = Path(__file__).parent / "results" / "gateway_latency.json"
 DEVICE = "bench-gw"
 WARM_UP = 2
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout} s")
-        time.sleep(0.002)
 
 
 def _figures(samples_s: list[float]) -> dict[str, Any]:
@@ -135,19 +125,19 @@ def run(tmp: Path, n: int, clicks: int) -> dict[str, Any]:
             cards_before = len(receiver.deliveries)
             t0 = time.time()
             far.dial(uri)
-            reg = _wait(
+            reg = wait_until(
                 lambda k=regs_before: portal.requests("telephony.externalcall.register", ok=True)[k:],
                 10,
                 "register",
             )
-            card = _wait(lambda k=cards_before: receiver.deliveries[k:], 10, "ring card")
+            card = wait_until(lambda k=cards_before: receiver.deliveries[k:], 10, "ring card")
             if i >= WARM_UP:  # the first calls pay for lazy imports, TLS and SQLite set-up
                 b24_pop.append(reg[0].at - t0)
                 hook_pop.append(card[0].at - t0)
             phone.wait_mode("ringing_in", 10)
             far.hangup()
             phone.wait_mode("idle", 10)
-            _wait(lambda k=i: len(portal.finishes()) >= k + 1, 15, "finish")
+            wait_until(lambda k=i: len(portal.finishes()) >= k + 1, 15, "finish")
 
         click_alert = []
         commander = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)

@@ -239,15 +239,23 @@ class Lab:
         with self._users_lock:
             self.kam.add_user(user, password)
 
-    def start_ours(self, extra: str = "", env: dict[str, str] | None = None) -> PhoneProcess:
-        self.ours = self.start_phone(OURS_USER, self.device_id, extra, env)
+    def start_ours(
+        self, extra: str = "", env: dict[str, str] | None = None, launcher: list[str] | None = None
+    ) -> PhoneProcess:
+        self.ours = self.start_phone(OURS_USER, self.device_id, extra, env, launcher)
         return self.ours
 
     def start_phone(
-        self, user: str, device_id: str, extra: str = "", env: dict[str, str] | None = None
+        self,
+        user: str,
+        device_id: str,
+        extra: str = "",
+        env: dict[str, str] | None = None,
+        launcher: list[str] | None = None,
     ) -> PhoneProcess:
         """One more of our phones (``ours`` is one), extension ``user``, on the lab's broker; ``env``
-        replaces the launcher's default environment additions (``PhoneProcess.env``)."""
+        replaces the launcher's default environment additions (``PhoneProcess.env``), ``launcher`` its
+        command (``PhoneProcess.launcher``)."""
         self._starts += 1
         workdir = self.dir / f"ours-{self._starts}"
         if user != OURS_USER:
@@ -264,7 +272,7 @@ class Lab:
         )
         text = text.replace('level = "DEBUG"', 'level = "INFO"')
         sip_port = int(text.split("local_port = ")[1].split("\n")[0])
-        phone = PhoneProcess(workdir, text, sip_port)
+        phone = PhoneProcess(workdir, text, sip_port, launcher=launcher)
         if env is not None:
             phone.env = env
         phone.start()

@@ -3,6 +3,7 @@
 One kamailio, one mosquitto and one baresip far end serve both systems in the same run. Writes
 ``bench/results/results.md`` (the table) and ``results.json`` (every sample) and prints the table.
 Latencies are in ms, ``spread`` is the interquartile range (p75 - p25).
+The last table judges the run against issue 12's goals (``bench.goals``).
 
 Full mode is the size issue 12 asks for: a 10-minute audio call for ours and baresip, a 10-minute
 call of ours under a CPU cap (a cgroup quota of 25% of one core), and a 500-call soak for both. To
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import cpucap, measure
+from bench import cpucap, goals, measure
 from bench.lab import Lab
 from lab import sniff
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = tabulate(data)
     data["summary"] = {name: {"ours": a, "baresip": b} for name, a, b in rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    table = render(rows, notes)
+    table = render(rows, notes) + "\n" + goals.render(rows)
     title = f"# Bench results ({data['mode']} mode, {data['elapsed_s']} s)\n\n"
     (args.out / "results.md").write_text(title + table)
     (args.out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")

@@ -7,8 +7,6 @@ checks a parsed TOML table section by section and collects every problem, each n
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import tomllib
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -45,6 +43,8 @@ def merge_secrets(data: dict[str, Any], secrets_path: Path) -> dict[str, Any]:
 
 
 def suggestion(word: str, known: object) -> str:
+    import difflib  # only for a config with a mistake in it: not on every start of the phone
+
     matches = difflib.get_close_matches(word, list(known), n=1)  # type: ignore[call-overload]
     return f", did you mean '{matches[0]}'?" if matches else ""
 
@@ -138,6 +138,8 @@ def render(config: Any, show_secrets: bool = False) -> str:
 
 
 def _toml_value(value: Any, show_secrets: bool) -> str:
+    import json  # rendering only (check-config --show): not on every start of the phone
+
     if isinstance(value, Secret):
         if show_secrets:
             return json.dumps(value.reveal(), ensure_ascii=False)

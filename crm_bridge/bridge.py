@@ -130,10 +130,11 @@ class CrmBridge:
     # --- API for the daemon ---------------------------------------------------------------------
 
     def publish_event(self, event: Event) -> int:
-        """Store ``event`` in the outbox (its ``seq`` is returned) and publish it when possible."""
-        seq = self.outbox.append(event)
-        self._events.wake()
-        return seq
+        """Store ``event`` in the outbox (its ``seq`` is returned) and publish it when possible: from
+        this thread at once in the usual case (``EventPump.offer``)."""
+        stored = self.outbox.add(event)
+        self._events.offer(stored.seq, stored.payload)
+        return stored.seq
 
     def send_reply(self, reply: Reply) -> None:
         """The one reply to a command, to ``reply/<id>`` or the command's MQTT 5 response topic."""

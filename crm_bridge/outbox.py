@@ -9,7 +9,10 @@ first, so ``append`` commits without waiting for the disk (``synchronous=NORMAL`
 in the WAL file, in the page cache) and the ``outbox-sync`` thread fsyncs the WAL file for every
 commit that has arrived since its last fsync; events that arrive together share one fsync. That is
 what ``synchronous=FULL`` does after each commit, done once for many. ``durable_seq`` is the highest
-seq known to be on disk.
+seq known to be on disk. The same thread checkpoints the WAL into the database file every
+``CHECKPOINT_WRITES`` commits, on a connection of its own: sqlite's automatic checkpoint would run
+inside whichever commit crosses its threshold, with two fsyncs (milliseconds, up to tens of them on a
+busy disk) in the ``core`` thread's append or paho's ack.
 
 ``seq`` is never reused, even after a power cut that loses events which were published (and acked)
 but not yet on disk: seqs are reserved on disk in blocks of ``SEQ_BLOCK`` ahead of use, and an event
@@ -64,6 +67,8 @@ _PROTECTED_TYPE = "call.ended"
 _DROP_LOG_INTERVAL_S = 60.0
 SEQ_BLOCK = 256
 """Seqs reserved on disk ahead of use; renewed when less than half of a block is left."""
+CHECKPOINT_WRITES = 100
+"""Commits (appends and acks, a few WAL pages each) between two checkpoints by ``outbox-sync``."""
 
 
 def current_boot_id() -> str:
@@ -110,6 +115,7 @@ class Outbox:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # the outbox-sync thread checkpoints
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(device)")}
         if "reserved_seq" not in columns:  # a store written before group commit
@@ -148,11 +154,17 @@ class Outbox:
         self._synced_seq = self._last_seq
         self._reserved_seq = self._publishable_seq = int(reserved)
         self._dirty = False
+        self._writes = 0  # commits since the last checkpoint
+        self._checkpointer = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._sync_thread = threading.Thread(target=self._sync_loop, name="outbox-sync", daemon=True)
         self._sync_thread.start()
 
     def append(self, event: Event) -> int:
         """Store ``event`` under the next ``seq`` and return that seq."""
+        return self.add(event).seq
+
+    def add(self, event: Event) -> PendingEvent:
+        """Store ``event`` under the next ``seq``; the stored event (its seq, its encoded JSON)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             (seq,) = self._db.execute(
@@ -164,9 +176,10 @@ class Outbox:
             ).fetchone()
             if count >= self.max_events:
                 self._drop_one(count - self.max_events + 1)
+            payload = encode_event(event, seq, self.device_id)
             self._db.execute(
                 "INSERT INTO outbox (device_id, seq, type, payload) VALUES (?, ?, ?, ?)",
-                (self.device_id, seq, event.type, encode_event(event, seq, self.device_id)),
+                (self.device_id, seq, event.type, payload),
             )
             if seq > self._reserved_seq - SEQ_BLOCK // 2:
                 self._reserved_seq = seq + SEQ_BLOCK
@@ -175,9 +188,10 @@ class Outbox:
                     (self._reserved_seq, self.device_id),
                 )
             self._last_seq = int(seq)
+            self._writes += 1
             self._dirty = True
             self._sync_wanted.notify()
-            return int(seq)
+            return PendingEvent(int(seq), event.type, payload)
 
     # --- group commit -------------------------------------------------------------------------------
 
@@ -227,12 +241,24 @@ class Outbox:
                 more_publishable = reserved > self._publishable_seq
                 self._publishable_seq = max(self._publishable_seq, reserved)
                 self._sync_wanted.notify_all()
+                checkpoint_due = self._writes >= CHECKPOINT_WRITES
+                if checkpoint_due:
+                    self._writes = 0
             callback = self.on_durable
             if callback is not None and more_publishable:
                 try:
                     callback()
                 except Exception:
                     logger.exception("outbox on_durable callback failed")
+            if checkpoint_due:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file (``outbox-sync`` thread; commits go on meanwhile)."""
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            logger.warning("checkpoint of the outbox failed (will retry): %s", exc)
 
     def _drop_one(self, how_many: int) -> None:
         victims = [
@@ -279,6 +305,7 @@ class Outbox:
         """The broker has the event: forget it. Unknown seqs are ignored."""
         with self._lock, self._db:
             self._db.execute("DELETE FROM outbox WHERE device_id = ? AND seq = ?", (self.device_id, seq))
+            self._writes += 1
 
     def __len__(self) -> int:
         with self._lock:
@@ -312,6 +339,8 @@ class Outbox:
             self._closing = True
             self._sync_wanted.notify_all()
         self._sync_thread.join(timeout=5)
+        with contextlib.suppress(sqlite3.Error):
+            self._checkpointer.close()
         with self._lock:
             try:
                 with self._db:

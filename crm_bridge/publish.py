@@ -1,11 +1,18 @@
 """Phone → CRM: events from the outbox, replies, and the retained status.
 
-``EventPump`` is the only writer of ``events``. Its thread hands waiting outbox events to paho in
-``seq`` order as soon as they are committed (not waiting for their fsync: an event is safe once the
-disk or the broker has it; see ``outbox``), keeping at most ``window`` of them unacknowledged in
-paho's memory (the rest wait on disk), and deletes an event from the outbox only when its PUBACK
-arrives. paho itself resends what is unacknowledged when the connection comes back (clean start off),
-so order survives an outage; a new process starts again from what the outbox still holds.
+``EventPump`` is the only writer of ``events``. It hands outbox events to paho in ``seq`` order as
+soon as they are committed (not waiting for their fsync: an event is safe once the disk or the broker
+has it; see ``outbox``), keeping at most ``window`` of them unacknowledged in paho's memory (the rest
+wait on disk), and deletes an event from the outbox only when its PUBACK arrives. paho itself resends
+what is unacknowledged when the connection comes back (clean start off), so order survives an
+outage; a new process starts again from what the outbox still holds.
+
+The thread that committed an event hands it to paho itself (``offer``) when it is the next in
+``seq`` order, there is room in the window and its seq is reserved on disk: the usual case, one
+thread hop less on the way to the broker. Everything else (events left on disk, a full window, a
+seq reservation being renewed, the other thread handing over at that moment) is the ``mqtt-outbox``
+thread's, which reads the outbox. One lock orders the two; the committing thread never waits for
+it (it leaves the event to the pump thread instead).
 
 The pump never holds a lock of its own while paho calls back, and paho's callbacks never wait for the
 pump: ``on_publish`` only records the acknowledgement and wakes the pump thread.
@@ -55,6 +62,7 @@ class EventPump:
         self._window = window
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._handing = threading.Lock()  # held while events go to paho: one seq order
         self._ack_lock = threading.Lock()
         self._handed: dict[int, int] = {}  # paho mid -> seq, until PUBACK
         self._early: dict[int, tuple[float, bool]] = {}  # PUBACKs that beat the mid bookkeeping
@@ -74,6 +82,24 @@ class EventPump:
             self._thread.join(timeout=5)
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def offer(self, seq: int, payload: bytes) -> None:
+        """The committing thread: hand event ``seq`` (just committed) to paho at once if it is next in
+        order, else leave it to the pump thread. Never blocks on the pump."""
+        if not self._handing.acquire(blocking=False):
+            self._wake.set()  # the pump thread is handing over: it looks at the outbox again after
+            return
+        try:
+            if (
+                seq == self._last_handed_seq + 1
+                and self.in_flight < self._window
+                and seq <= self._outbox.publishable_seq
+                and self._hand(seq, payload)
+            ):
+                return
+        finally:
+            self._handing.release()
         self._wake.set()
 
     @property
@@ -109,7 +135,8 @@ class EventPump:
             if self._stopping.is_set():
                 return
             try:
-                self._pump()
+                with self._handing:
+                    self._pump()
             except Exception:
                 logger.exception("publishing from the outbox failed; will retry")
                 time.sleep(1.0)
@@ -120,17 +147,23 @@ class EventPump:
             return
         up_to = self._outbox.publishable_seq  # not waiting for the fsync, only for the seq reservation
         for item in self._outbox.pending(after_seq=self._last_handed_seq, limit=room, up_to=up_to):
-            info = self._client.publish(self._topic, item.payload, qos=1, retain=False)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                logger.warning("paho did not take event seq %d (%s); will retry", item.seq, info.rc)
+            if not self._hand(item.seq, item.payload):
                 return
-            self._last_handed_seq = item.seq
-            with self._ack_lock:
-                early = self._early.pop(info.mid, None)
-                if early is None:
-                    self._handed[info.mid] = item.seq
-            if early is not None:
-                self._acked(item.seq, early[1])
+
+    def _hand(self, seq: int, payload: bytes) -> bool:
+        """Publish one event (``_handing`` held); False if paho did not take it."""
+        info = self._client.publish(self._topic, payload, qos=1, retain=False)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            logger.warning("paho did not take event seq %d (%s); will retry", seq, info.rc)
+            return False
+        self._last_handed_seq = seq
+        with self._ack_lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._handed[info.mid] = seq
+        if early is not None:
+            self._acked(seq, early[1])
+        return True
 
 
 class ReplyRouter:

@@ -3,7 +3,6 @@ phone's own (digit maps, keypad keys)."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,8 @@ def hold_music_problem(file: Path) -> str | None:
 
     The player reads 16-bit PCM WAV; the conference bridge takes any of these rates but only mono.
     """
+    import wave  # only with hold music configured: not on every start of the phone
+
     try:
         with wave.open(str(file), "rb") as wav:
             channels, width, rate, frames = (wav.getnchannels(), wav.getsampwidth(),

@@ -70,9 +70,10 @@ class PhoneCore:
         self.timers = Timers(self.post)
         self.inputs_handled = 0
 
-    def add_reporter(self, reporter: Reporter) -> None:
-        """One more receiver of events and replies; only before :meth:`run`."""
-        self._reporters.append(reporter)
+    def add_reporter(self, reporter: Reporter, first: bool = False) -> None:
+        """One more receiver of events and replies, called before the others if ``first``; only before
+        :meth:`run`."""
+        self._reporters.insert(0 if first else len(self._reporters), reporter)
 
     def post(self, item: Input | TimerExpiry) -> None:
         """Hand an input to the core; safe from any thread, never blocks."""

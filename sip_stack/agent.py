@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import ipaddress
 import itertools
 import logging
 import queue
@@ -58,6 +59,10 @@ _IDLE_WAIT_S = 0.2
 # so that fixing the account on the PBX brings every phone back within seconds, without a reboot.
 _PJSUA_RETRIES = frozenset({408, 500, 502, 503, 504})
 _RTP_CHECK_S = 1.0
+# A call's objects caught in a cycle are collected this long after its end, when no call is left: the
+# full collection (~0.2 ms here, holding the GIL) ran right while the call's end went from the core to
+# paho, and one during the next call's set-up would delay its screen pop.
+_COLLECT_AFTER_S = 0.2
 _STOP_GRACE_S = 2.0
 # pjsua call slots beyond max_calls, for INVITEs being refused (each is answered and gone within the
 # callback that took it; without a free slot pjsua itself answers 486 statelessly).
@@ -111,6 +116,7 @@ class UserAgent:
         self._admitted_call_id: str | None = None
         self._prefilter: PreFilter | None = None
         self._reg_retry_at: float | None = None
+        self._collect_at: float | None = None  # a dropped call may wait in a cycle for gc.collect
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
@@ -236,6 +242,9 @@ class UserAgent:
                 self._reg_retry_at = None
                 self._retry_registration()
             self._end_transferred_calls()
+            if self._collect_at is not None and now >= self._collect_at and not self._calls:
+                self._collect_at = None
+                gc.collect()
             if now >= next_rtp_check:
                 next_rtp_check = now + _RTP_CHECK_S
                 self._admission.flush_summary()
@@ -248,6 +257,8 @@ class UserAgent:
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
+            if self._collect_at is not None and not self._calls:
+                wait_s = min(wait_s, self._collect_at - now)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -342,11 +353,13 @@ class UserAgent:
         # while the phone is idle.
         self._tone_connected = False
 
-        self._account = SipAccount(self)
-        self._account.create(self._account_config(), True)
         self._refusal_account = RefusalAccount(self)
         self._refusal_account.create(self._refusal_account_config())
         self._trust_registrar_addresses()
+        # The line's account last: its create() sends the REGISTER, and the registrar's 401 waits in
+        # the socket until this thread polls (~9 ms when the refusal account and the look-up came after).
+        self._account = SipAccount(self)
+        self._account.create(self._account_config(), True)
         logger.info(
             "SIP stack started: %s@%s via %s (%s), bind %s",
             s.user, s.sip_domain, s.registrar, s.transport, s.bind_address or "*",
@@ -402,6 +415,9 @@ class UserAgent:
     def _trust_registrar_addresses(self) -> None:
         """Add the registrar's addresses to the trusted sources (INVITEs come from an address)."""
         host = self.settings.registrar_host.strip("[]")
+        with contextlib.suppress(ValueError):  # an address needs no look-up (nor the idna codec's import)
+            self._admission.trust([str(ipaddress.ip_address(host))], registrar=True)
+            return
         try:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
         except OSError as exc:
@@ -632,12 +648,10 @@ class UserAgent:
         number, name, uri = sipmsg.parse_name_addr(info.remoteUri)
         headers = sipmsg.header_values(whole_msg)
         source_host = sipmsg.host_of(src_address)
-        logger.info("call %s: incoming from %s (%s) via %s", call_id, number or uri, name, source_host)
         self._set_call_status(call_id, "incoming")
-        try:
-            call.answer(_status_param(180))
-        except Exception as exc:
-            logger.warning("call %s: could not send 180: %s", call_id, _error_text(exc))
+        # Reported before the 180 and the log line: the core's work on it (the screen pop) overlaps
+        # pjsip's sending the 180 (pjsua2 lets the GIL go in C); what the core asks of this call runs
+        # as a job after this callback, so after the 180 all the same.
         self._emit(
             events.IncomingCall(
                 call_id=call_id,
@@ -649,6 +663,11 @@ class UserAgent:
                 headers=headers,
             )
         )
+        logger.info("call %s: incoming from %s (%s) via %s", call_id, number or uri, name, source_host)
+        try:
+            call.answer(_status_param(180))
+        except Exception as exc:
+            logger.warning("call %s: could not send 180: %s", call_id, _error_text(exc))
 
     def _do_answer(self, call_id: str) -> None:
         call = self._find(call_id)
@@ -795,9 +814,9 @@ class UserAgent:
     def _drop_call(self, call_id: str) -> None:
         call = self._calls.pop(call_id, None)
         collect = call is not None and not call.ignored
-        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection below
-        if collect:
-            gc.collect()  # a refused call holds no media; collecting for each would slow a flood down
+        del call  # freed here, on the sip thread, unless a cycle holds it: then the collection in _loop
+        if collect:  # a refused call holds no media; collecting for each would slow a flood down
+            self._collect_at = time.monotonic() + _COLLECT_AFTER_S
         self._update_media_clock()
 
     def _update_media_clock(self) -> None:

@@ -126,9 +126,9 @@ class SipCall(pj.Call):
             reason = str(info.lastReason)
             if self.end_reason is not None:
                 code, reason = self.end_reason
+            self._agent._emit(events.CallEnded(self.call_id, code, reason, by_remote=not self.local_hangup))
             logger.info("call %s ended: %d %s (by %s)", self.call_id, code, reason,
                         "local" if self.local_hangup else "remote")  # fmt: skip
-            self._agent._emit(events.CallEnded(self.call_id, code, reason, by_remote=not self.local_hangup))
             self._agent._call_disconnected(self.call_id)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:

@@ -7,8 +7,6 @@ all afterwards, but glibc keeps the freed pages in its arenas; ``malloc_trim`` r
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 
 logger = logging.getLogger(__name__)
@@ -16,6 +14,9 @@ logger = logging.getLogger(__name__)
 
 def trim_heap() -> bool:
     """``malloc_trim(0)`` where the C library has it (glibc); False elsewhere."""
+    import ctypes
+    import ctypes.util  # subprocess, tempfile...: ~5 ms that the phone's start need not pay
+
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Headers of an incoming INVITE that the firmware needs (click-to-call from a PBX).
@@ -15,24 +16,32 @@ def header_values(message: str, names: tuple[str, ...] = REPORTED_HEADERS) -> di
 
     Folded lines are joined; a header that occurs several times gives its values joined by ", ".
     Only the header section (up to the first empty line) is read. Missing headers are left out.
+    The scanning is one regular expression (every INVITE goes through this several times on the
+    ``sip`` thread, before its screen pop).
     """
+    blank = _BLANK_LINE.search(message)
+    head = message if blank is None else message[: blank.start()]
+    first_line_end = head.find("\n")
+    if first_line_end < 0:
+        return {}
     wanted = {name.lower(): name for name in names}
-    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
-    lines: list[str] = []
-    for line in re.split(r"\r?\n", head)[1:]:  # skip the request line
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line)
     found: dict[str, list[str]] = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        canonical = wanted.get(name.strip().lower())
-        if canonical is not None:
-            found.setdefault(canonical, []).append(value.strip())
+    for match in _header_pattern(names).finditer(head, first_line_end + 1):  # after the request line
+        first, *folded = _LINE_BREAK.split(match.group(2))
+        value = " ".join([first, *(line.strip() for line in folded)]).strip()
+        found.setdefault(wanted[match.group(1).lower()], []).append(value)
     return {name: ", ".join(values) for name, values in found.items()}
+
+
+_BLANK_LINE = re.compile(r"\r?\n\r?\n")
+_LINE_BREAK = re.compile(r"\r?\n")
+
+
+@functools.lru_cache(maxsize=32)
+def _header_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """``Name:`` at a line's start (blanks allowed before the colon), its value and folded lines."""
+    alternatives = "|".join(re.escape(name) for name in names)
+    return re.compile(rf"^({alternatives})[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
 def parse_name_addr(text: str) -> tuple[str, str, str]:

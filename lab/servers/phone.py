@@ -93,13 +93,16 @@ class PhoneProcess:
 
     ``argv`` replaces the default command (this checkout's firmware with ``config_text`` written to
     ``workdir``): e.g. an installed phone's service command, its config already in place. ``env`` is
-    added to this process's environment (default: the service's allocator settings).
+    added to this process's environment (default: the service's allocator settings). ``launcher``
+    replaces the default command's interpreter and module (``python -m firmware.cli``), e.g. a bench
+    wrapper that time-stamps the phone's hops (``bench.phone_trace``).
     """
 
     workdir: Path
     config_text: str
     sip_port: int
     argv: list[str] | None = None
+    launcher: list[str] | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(ALLOCATOR_ENV))
     proc: subprocess.Popen[bytes] | None = None
     _client: SimClient | None = field(default=None, repr=False)
@@ -133,7 +136,8 @@ class PhoneProcess:
         if argv is None:
             compile_checkout()
             write_private(self.config_path, self.config_text)
-            argv = [sys.executable, "-m", "firmware.cli", "run", "--config", str(self.config_path)]
+            launcher = self.launcher or [sys.executable, "-m", "firmware.cli"]
+            argv = [*launcher, "run", "--config", str(self.config_path)]
         self.socket_path.unlink(missing_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -21,7 +21,8 @@ from crm_bridge.codec import format_time
 from firmware.commands import Command, Dial, Reply
 from firmware.events import Event
 from lab.servers.mosquitto import Mosquitto
-from tests.crm_bridge.crm import CrmClient, Received, wait_until
+from lab.waiting import wait_until
+from tests.crm_bridge.crm import CrmClient, Received
 
 pytestmark = pytest.mark.e2e
 
@@ -269,6 +270,38 @@ def test_broker_outage_loses_nothing_and_keeps_order(
             "hook.onhook",
         ]
         wait_until(lambda: b.counters()["outbox_pending"] == 0)
+    finally:
+        b.stop()
+        crm.close()
+
+
+def test_events_committed_while_the_outbox_catches_up_keep_their_order(
+    mosquitto: Mosquitto, tmp_path: Path, submitted: Submitted
+) -> None:
+    """Events left on disk go out first; the ones committed meanwhile (handed to paho by the committing
+    thread when next in order, else by the pump thread) follow in seq order, each once."""
+    mosquitto.stop()
+    offline = CrmBridge(settings_for(mosquitto, tmp_path), DEVICE, submitted)
+    for _ in range(120):
+        offline.publish_event(Event(type="hook.offhook"))
+    offline.stop()
+    mosquitto.start()
+    crm = CrmClient(mosquitto.host, mosquitto.port)
+    crm.subscribe(f"{BASE}/events")
+    b = CrmBridge(settings_for(mosquitto, tmp_path), DEVICE, submitted)
+    b.start()
+    try:
+        for _ in range(80):
+            b.publish_event(Event(type="hook.onhook"))
+        wait_until(lambda: b.connected)
+        for _ in range(80):
+            b.publish_event(Event(type="hook.offhook"))
+        messages = crm.wait_for(event_count(280), timeout=30)
+        events = events_of(messages)
+        assert [e["seq"] for e in events] == list(range(1, 281))
+        assert [e["type"] for e in events[120:200]] == ["hook.onhook"] * 80
+        wait_until(lambda: b.counters()["outbox_pending"] == 0)
+        assert b.counters()["events_published"] == 280
     finally:
         b.stop()
         crm.close()

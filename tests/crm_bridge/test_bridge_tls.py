@@ -18,7 +18,8 @@ from firmware.commands import Dial
 from firmware.events import Event
 from lab.servers.certs import CertFiles, TestCa
 from lab.servers.mosquitto import Mosquitto
-from tests.crm_bridge.crm import CrmClient, wait_until
+from lab.waiting import wait_until
+from tests.crm_bridge.crm import CrmClient
 from tests.crm_bridge.test_bridge_e2e import BASE, DEVICE, Submitted, settings_for
 from tests.servers.fixtures import TLS_REFUSALS, BrokerFactory, tls_refusal
 

@@ -15,7 +15,7 @@ from crm_bridge.cli import add_crm_subcommands, run_crm
 from firmware.commands import Command, Dial, Reply, SetDoNotDisturb, SetForward
 from firmware.events import CallRecord, Event, Remote, utc_now
 from lab.servers.mosquitto import Mosquitto
-from tests.crm_bridge.crm import wait_until
+from lab.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -7,11 +7,12 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from crm_bridge.outbox import SEQ_BLOCK, Outbox
+from crm_bridge.outbox import CHECKPOINT_WRITES, SEQ_BLOCK, Outbox
 from firmware.events import Event
 
 
@@ -182,6 +183,34 @@ def test_a_publishable_seq_is_reserved_on_disk(tmp_path: Path) -> None:
     box.close()
     after_reboot = Outbox(tmp_path / "o.db", "dev1", boot_id="next boot")
     assert after_reboot.append(Event(type="hook.onhook")) == SEQ_BLOCK + 1  # closed cleanly: no gap
+
+
+def test_the_wal_is_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    """sqlite's autocheckpoint is off (it would run inside a commit); the outbox-sync thread
+    checkpoints: the database file alone, without its WAL, soon holds the recent commits."""
+    box = Outbox(tmp_path / "live" / "o.db", "dev1")
+    for _ in range(CHECKPOINT_WRITES):
+        seq = box.append(Event(type="hook.offhook"))
+        box.ack(seq)
+        assert box.wait_durable(seq, 30)
+
+    def seq_in_the_database_file() -> int:
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(tmp_path / "live" / "o.db", copy)  # may catch a checkpoint half-way: retried
+        try:
+            db = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+            try:
+                return int(db.execute("SELECT last_seq FROM device").fetchone()[0])
+            finally:
+                db.close()
+        except (sqlite3.Error, TypeError):
+            return 0
+
+    deadline = time.monotonic() + 30
+    while seq_in_the_database_file() < CHECKPOINT_WRITES // 2 and time.monotonic() < deadline:
+        box.wait_durable(box.append(Event(type="hook.offhook")), 30)
+    assert seq_in_the_database_file() >= CHECKPOINT_WRITES // 2
+    box.close()
 
 
 def test_a_store_from_before_group_commit_opens(tmp_path: Path) -> None:

@@ -180,17 +180,6 @@ def kamailio_invites(kamailio: Any) -> list[str]:
     return found
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout}s")
-        time.sleep(0.02)
-
-
 # --- sipp: a real SIP peer that sends INVITEs with the headers we choose ------------------------
 
 SIPP_UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -9,7 +9,7 @@ import pytest
 
 from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs, write_sine_wav
 from lab.servers.phone import events_of
-from tests.e2e.line_support import assert_no_call_reuse
+from tests.e2e.line_support import assert_no_call_reuse, dial_from_handset
 from tests.e2e.test_plain_extension import listen, tone_in
 
 pytestmark = pytest.mark.e2e
@@ -20,13 +20,9 @@ def carol_wav(tmp_path: Path) -> Path:
     return write_sine_wav(tmp_path / "carol660.wav", freq=660.0, seconds=30.0, rate=16000, amplitude=0.3)
 
 
-def call_1002(phone, far) -> dict:  # type: ignore[no-untyped-def]
+def call_1002(phone, far) -> str:  # type: ignore[no-untyped-def]
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    return phone.wait_mode("in_call")
+    return dial_from_handset(phone, far)
 
 
 def test_blind_transfer_puts_the_phone_through_to_the_new_party(
@@ -35,7 +31,7 @@ def test_blind_transfer_puts_the_phone_through_to_the_new_party(
     far = baresip_factory("1002", auto_answer=True)
     carol = baresip_factory("1003", auto_answer=True, source_wav=carol_wav)
     phone = phone_factory(mic_file=mic_wav)
-    first_id = call_1002(phone, far)["call"]["call_id"]
+    first_id = call_1002(phone, far)
 
     far.transfer(f"sip:1003@{kamailio.host}:{kamailio.port}")
     carol.wait_for_event("CALL_ESTABLISHED", timeout=10)
@@ -73,7 +69,7 @@ def test_transfer_to_an_unregistered_extension_fails_and_the_phone_goes_on(
 ):  # type: ignore[no-untyped-def]
     far = baresip_factory("1002", auto_answer=True)
     phone = phone_factory()
-    first_id = call_1002(phone, far)["call"]["call_id"]
+    first_id = call_1002(phone, far)
     far.transfer(f"sip:4040@{kamailio.host}:{kamailio.port}")
     failed = phone.wait_for(
         lambda s: any(e["call"]["call_id"] != first_id for e in events_of(s, "call.ended")),

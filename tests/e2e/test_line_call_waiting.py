@@ -13,6 +13,7 @@ import pytest
 from lab.servers.audio import write_sine_wav
 from lab.servers.phone import events_of
 from tests.e2e.crm_support import call_events, new_id, start_phone
+from tests.e2e.line_support import dial_from_handset
 from tests.e2e.test_plain_extension import RATE, listen, tone_in
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +40,12 @@ def share_at(samples: np.ndarray, freq: float, band: float = 10.0) -> float:
     return float(power[np.abs(freqs - freq) < band].sum() / max(power.sum(), 1e-9))
 
 
-def in_call_with_1002(phone, first):  # type: ignore[no-untyped-def]
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    first.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    return phone.wait_mode("in_call")["call"]["call_id"]
+@pytest.fixture
+def callers(baresip_factory, first_wav, second_wav):  # type: ignore[no-untyped-def]
+    """1002 (the first call, 660 Hz) and 1003 (the waiting one, 880 Hz), both answering at once."""
+    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
+    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    return first, second
 
 
 def second_call_waits(phone, second, kamailio):  # type: ignore[no-untyped-def]
@@ -52,13 +53,25 @@ def second_call_waits(phone, second, kamailio):  # type: ignore[no-untyped-def]
     return phone.wait_for(lambda s: s["waiting"], what="a waiting call")
 
 
-def test_flash_takes_the_waiting_call_and_swaps_back(
-    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
-):  # type: ignore[no-untyped-def]
-    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
-    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+def in_call_with_one_waiting(phone, callers, kamailio) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The phone talks to 1002 and 1003's call waits: both calls' ids."""
+    first, second = callers
+    first_id = dial_from_handset(phone, first)
+    return first_id, second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
+
+
+def flash_and_choose(phone, key: str) -> dict:  # type: ignore[no-untyped-def]
+    """Flash, see the choice on the display, press ``key``: the phone's state while it asked."""
+    phone.client.flash(0.3)
+    asking = phone.wait_for(lambda s: s["display"] == "0 reject 1 end 2 hold", what="the choice shown")
+    phone.client.keys(key)
+    return asking
+
+
+def test_flash_takes_the_waiting_call_and_swaps_back(phone_factory, callers, kamailio, mosquitto, crm):  # type: ignore[no-untyped-def]
+    first, second = callers
     phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH)
-    first_id = in_call_with_1002(phone, first)
+    first_id = dial_from_handset(phone, first)
     before = listen(phone, 3.0)
     assert tone_in(before, FIRST_HZ) and share_at(before, WAITING_TONE_HZ) < 0.01
 
@@ -108,13 +121,11 @@ def test_flash_takes_the_waiting_call_and_swaps_back(
 
 
 def test_the_crm_declines_a_waiting_call_and_the_first_goes_on(
-    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
+    phone_factory, callers, kamailio, mosquitto, crm
 ):  # type: ignore[no-untyped-def]
-    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
-    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    first, second = callers
     phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH)
-    first_id = in_call_with_1002(phone, first)
-    second_id = second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
+    first_id, second_id = in_call_with_one_waiting(phone, callers, kamailio)
 
     request_id = new_id("h")
     crm.command("hangup", {"v": 1, "id": request_id, "call_id": second_id})
@@ -131,18 +142,14 @@ def test_the_crm_declines_a_waiting_call_and_the_first_goes_on(
 
 
 def test_flash_then_0_declines_the_waiting_call_and_the_first_goes_on(
-    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
+    phone_factory, callers, kamailio, mosquitto, crm
 ):  # type: ignore[no-untyped-def]
-    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
-    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    first, second = callers
     phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH + "call_waiting_choice_s = 8\n")
-    first_id = in_call_with_1002(phone, first)
-    second_id = second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
+    first_id, second_id = in_call_with_one_waiting(phone, callers, kamailio)
 
-    phone.client.flash(0.3)
-    asking = phone.wait_for(lambda s: s["display"] == "0 reject 1 end 2 hold", what="the choice shown")
+    asking = flash_and_choose(phone, "0")
     assert asking["waiting"]["call_id"] == second_id and asking["call"]["call_id"] == first_id
-    phone.client.keys("0")
     closed = second.wait_for_event("CALL_CLOSED", timeout=10)
     assert "603" in str(closed), closed
     state = phone.wait_for(lambda s: s["waiting"] is None, what="the waiting call gone")
@@ -159,16 +166,12 @@ def test_flash_then_0_declines_the_waiting_call_and_the_first_goes_on(
 
 
 def test_flash_then_1_ends_the_call_and_takes_the_waiting_one(
-    phone_factory, baresip_factory, kamailio, mosquitto, crm, first_wav, second_wav
+    phone_factory, callers, kamailio, mosquitto, crm
 ):  # type: ignore[no-untyped-def]
-    first = baresip_factory("1002", auto_answer=True, source_wav=first_wav)
-    second = baresip_factory("1003", auto_answer=True, source_wav=second_wav)
+    first, second = callers
     phone = start_phone(phone_factory, mosquitto, extra=WIDE_FLASH + "call_waiting_choice_s = 8\n")
-    first_id = in_call_with_1002(phone, first)
-    second_id = second_call_waits(phone, second, kamailio)["waiting"]["call_id"]
-    phone.client.flash(0.3)
-    phone.wait_for(lambda s: s["display"] == "0 reject 1 end 2 hold", what="the choice shown")
-    phone.client.keys("1")
+    first_id, second_id = in_call_with_one_waiting(phone, callers, kamailio)
+    flash_and_choose(phone, "1")
     first.wait_for_event("CALL_CLOSED", timeout=10)
     second.wait_for_event("CALL_ESTABLISHED", timeout=10)
     state = phone.wait_for(lambda s: (s["call"] or {}).get("call_id") == second_id, what="the second call")
@@ -187,7 +190,7 @@ def test_with_call_waiting_off_a_second_call_is_busy(phone_factory, baresip_fact
     second = baresip_factory("1003", auto_answer=True)
     phone = phone_factory(extra="[line]\ncall_waiting = false\n")
     phone.wait_for(lambda s: s["registered"], what="registration")
-    in_call_with_1002(phone, first)
+    dial_from_handset(phone, first)
     second.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
     second.wait_for_event("CALL_CLOSED", timeout=10)
     state = phone.wait_for(lambda s: len(events_of(s, "call.ended")) == 1, what="the refused call's record")

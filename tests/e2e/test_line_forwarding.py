@@ -20,7 +20,9 @@ import pytest
 from lab.servers.audio import dominant_frequency, read_wav, write_sine_wav
 from lab.servers.baresip import Baresip
 from lab.servers.mosquitto import Mosquitto
-from tests.e2e.crm_support import CrmView, new_id, start_phone, wait_until
+from lab.waiting import wait_until
+from tests.e2e.crm_support import CrmView, new_id, start_phone
+from tests.e2e.line_support import dial_from_handset
 from tests.e2e.test_plain_extension import RATE
 
 pytestmark = pytest.mark.e2e
@@ -145,11 +147,7 @@ def test_forward_on_busy_sends_a_second_call_to_the_mobile(
     if source == "mqtt":
         assert set_forward(crm, "busy", MOBILE)["ok"]
     phone.wait_for(lambda s: s["forward"]["busy"] == MOBILE, what="forward on busy set")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1004#")
-    talking_to.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    phone.wait_mode("in_call")
+    dial_from_handset(phone, talking_to, "1004")
 
     caller.dial(f"sip:1001@{kamailio.host}:{kamailio.port}")
     mobile.wait_for_event("CALL_ESTABLISHED", timeout=15)

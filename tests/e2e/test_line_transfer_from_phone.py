@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lab.servers.phone import events_of
+from tests.e2e.line_support import dial_from_handset
 
 pytestmark = pytest.mark.e2e
 
@@ -15,11 +16,7 @@ WIDE_FLASH = "[line]\nhook_flash_min_s = 0.05\nhook_flash_max_s = 2.5\n"
 
 def hold_1002_and_dial_1003(phone, caller):  # type: ignore[no-untyped-def]
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
-    held_id = phone.wait_mode("in_call")["call"]["call_id"]
+    held_id = dial_from_handset(phone, caller)
     phone.client.flash(0.3)
     phone.wait_for(lambda s: s["held"] and s["phone_state"] == "dialing", what="the call held")
     phone.client.keys("1003#")

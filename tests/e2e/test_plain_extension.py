@@ -9,6 +9,7 @@ import pytest
 
 from lab.servers.audio import dominant_frequency, read_wav, rms_dbfs
 from lab.servers.phone import PHONE_PASSWORD, events_of
+from tests.e2e.line_support import dial_from_handset
 
 pytestmark = pytest.mark.e2e
 
@@ -227,10 +228,7 @@ def test_hash_as_the_first_key_redials_the_last_number(phone_factory, baresip_fa
     far = baresip_factory("1002", auto_answer=True)
     phone = phone_factory()
     phone.wait_for(lambda s: s["registered"], what="registration")
-    phone.client.hook(True)
-    phone.wait_mode("dialing")
-    phone.client.keys("1002#")
-    far.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    dial_from_handset(phone, far)
     phone.client.hook(False)
     far.wait_for_event("CALL_CLOSED", timeout=10)
     phone.wait_mode("idle")

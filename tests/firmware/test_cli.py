@@ -88,3 +88,18 @@ def test_run_with_a_bad_config_exits_1_with_the_errors(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "sip.registrar" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_crm_commands_are_offered_though_run_parses_without_them() -> None:
+    # `run` builds its parser without the crm commands (their imports would delay the REGISTER).
+    def deskphone(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "firmware.cli", *args], capture_output=True, text=True, timeout=30
+        )
+
+    listed = deskphone("--help")
+    assert listed.returncode == 0 and "crm" in listed.stdout
+    forward = deskphone("crm", "forward", "--help")
+    assert forward.returncode == 0 and "no_answer" in forward.stdout
+    run = deskphone("run")
+    assert run.returncode == 2 and "--config" in run.stderr

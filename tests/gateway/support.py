@@ -6,7 +6,7 @@ from typing import Any
 
 from lab.bitrix24.portal import FakePortal, Record
 from lab.servers.gateway import GatewayProcess
-from tests.e2e.crm_support import wait_until
+from lab.waiting import wait_until
 from tests.gateway.conftest import health
 
 

@@ -24,7 +24,7 @@ from gateway.config import Bitrix24Config
 from gateway.pump import OutboxPump
 from gateway.sqlite_store import SqliteStore
 from lab.bitrix24.portal import FakePortal, Record
-from tests.e2e.crm_support import wait_until
+from lab.waiting import wait_until
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 BURST, PER_S = 5, 2.0

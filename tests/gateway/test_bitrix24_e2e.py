@@ -9,7 +9,8 @@ import pytest
 
 from lab.bitrix24.portal import FakePortal
 from lab.servers.gateway import GatewayProcess
-from tests.e2e.crm_support import CrmView, kamailio_invites, start_phone, wait_until
+from lab.waiting import wait_until
+from tests.e2e.crm_support import CrmView, kamailio_invites, start_phone
 from tests.gateway.conftest import ACME, ANNA, VERA_WITHOUT_DESK
 from tests.gateway.support import register_of, registers, settled
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.e2e.crm_support import start_phone, wait_until
+from lab.waiting import wait_until
+from tests.e2e.crm_support import start_phone
 from tests.gateway.support import register_of, settled
 
 pytestmark = pytest.mark.e2e

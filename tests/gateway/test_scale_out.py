@@ -18,7 +18,7 @@ from lab.bitrix24.portal import FakePortal
 from lab.fleet import SimPhone, call_events
 from lab.servers.gateway import GatewayProcess, start_gateway
 from lab.servers.mosquitto import Mosquitto
-from tests.e2e.crm_support import wait_until
+from lab.waiting import wait_until
 from tests.gateway.conftest import health
 from tests.gateway.support import portal_call_id, register_of
 

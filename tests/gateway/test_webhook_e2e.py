@@ -11,7 +11,8 @@ import pytest
 
 from lab.servers.gateway import API_TOKEN, WEBHOOK_SECRET
 from lab.servers.webhook import WebhookReceiver
-from tests.e2e.crm_support import CrmView, start_phone, wait_until
+from lab.waiting import wait_until
+from tests.e2e.crm_support import CrmView, start_phone
 from tests.gateway.support import settled
 
 pytestmark = pytest.mark.e2e

@@ -1,22 +1,9 @@
-import threading
-import time
-
 import pytest
 
 from hal import BadModeError, Hardware
 from hal.ringer import RING_PATTERNS
 from hal.simulated import SimulatedPanel
-
-
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    """Poll a condition on the electrical side (no event exists for a pin level)."""
-    deadline = time.monotonic() + timeout
-    done = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        done.wait(0.01)
-    return True
+from lab.waiting import wait_until
 
 
 def test_leds_on_off(hardware: Hardware, panel: SimulatedPanel) -> None:
@@ -31,7 +18,7 @@ def test_leds_on_off(hardware: Hardware, panel: SimulatedPanel) -> None:
 def test_led_blink_is_seen_on_the_pin(hardware: Hardware, panel: SimulatedPanel) -> None:
     hardware.line_led.set("blink")
     assert hardware.line_led.mode == "blink"
-    assert wait_until(lambda: panel.read_leds()["line"] == "blink")
+    assert wait_until(lambda: panel.read_leds()["line"] == "blink", timeout=3.0)
     hardware.line_led.set("off")
     assert hardware.line_led.mode == "off"
 
@@ -51,8 +38,8 @@ def test_ringer_patterns(hardware: Hardware, panel: SimulatedPanel) -> None:
     hardware.ringer.ring("click_to_call")
     assert hardware.ringer.pattern == "click_to_call"
     # the double burst: the buzzer goes silent and sounds again
-    assert wait_until(lambda: not panel.ringer_on())
-    assert wait_until(panel.ringer_on)
+    assert wait_until(lambda: not panel.ringer_on(), timeout=3.0)
+    assert wait_until(panel.ringer_on, timeout=3.0)
     hardware.ringer.stop()
     assert hardware.ringer.pattern is None
     assert not panel.ringer_on()
