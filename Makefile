@@ -26,6 +26,8 @@ APT_PACKAGES += crossbuild-essential-arm64 qemu-user-static binfmt-support mmdeb
 
 # kamailio's tls module: SIP over TLS to the lab's registrar (tests/e2e/test_sip_tls_srtp.py)
 APT_PACKAGES += kamailio-tls-modules
+# Our x86_64 pjsua2 wheel (tools/pjsua2/native.sh): g++ builds it, linked against the system's OpenSSL 3.
+APT_PACKAGES += g++ libssl-dev
 
 .PHONY: all deps deps-apt deps-py run postgres test test-fast test-aarch64 lint format bench bench-quick bench-gateway dist dist-pi pi-roots clean
 
@@ -42,9 +44,35 @@ deps-apt:
 	@# kamailio and mosquitto also come as system services; the project starts its own instances on
 	@# free loopback ports and leaves the system's alone.
 
-$(VENV)/.installed: pyproject.toml
+PJPROJECT_TARBALL ?= ../shared/vendor/pjproject-2.15.1.tar.gz
+# pyproject.toml's extra NAME, one requirement a line.
+EXTRA = $(PY) -c 'import sys, tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"][sys.argv[1]], sep="\n")'
+
+$(VENV)/.created:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	touch $@
+
+# x86_64: pjsua2 is our own wheel of the pinned pjproject (tools/pjsua2/config_site.h), built once per
+# change of the tarball, config_site.h or the build scripts (the directory is named after their digest;
+# about 4 min under nice on 2 loaded cores) and installed before the project, which requires it.
+ifeq ($(shell uname -m),x86_64)
+PJSUA2_SOURCES := $(PJPROJECT_TARBALL) $(sort $(wildcard tools/pjsua2/*)) tools/pi/wheel.sh
+PJSUA2_KEY := $(shell cat $(PJSUA2_SOURCES) | sha256sum | cut -c1-16)
+PJSUA2_PYTAG := $(shell python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+PJSUA2_WHEEL := build/pjsua2-$(PJSUA2_KEY)/pjsua2-2.15.1-$(PJSUA2_PYTAG)-$(PJSUA2_PYTAG)-linux_x86_64.whl
+endif
+
+$(PJSUA2_WHEEL): | $(VENV)/.created deps-apt
+	$(EXTRA) dist | $(PY) -m pip install -q -r /dev/stdin
+	rm -rf build/pjsua2-*
+	PYTHON=$(abspath $(PY)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		nice -n 10 tools/pjsua2/native.sh $(PJPROJECT_TARBALL) $(dir $@)
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.created $(PJSUA2_WHEEL)
+	@# A venv made before our wheel has PyPI's pjsua2-python, whose pjsua2/ package would shadow it.
+	$(if $(PJSUA2_WHEEL),$(PY) -m pip uninstall -q -y pjsua2-python)
+	$(if $(PJSUA2_WHEEL),$(PY) -m pip install -q --force-reinstall --no-deps $(PJSUA2_WHEEL))
 	$(PY) -m pip install -q -e '.[test,gateway,dist]'
 	touch $@
 
@@ -94,7 +122,6 @@ bench-gateway: deps
 BOARD ?=
 PI_DIST ?= dist/rpi-v1
 PI_BUILD ?= build/pi
-PJPROJECT_TARBALL ?= ../shared/vendor/pjproject-2.15.1.tar.gz
 
 dist: deps-py
 ifeq ($(BOARD),rpi-v1)
@@ -103,6 +130,7 @@ else
 	rm -rf dist/wheelhouse dist/*.whl
 	$(PY) -m pip wheel -q --no-deps -w dist .
 	$(PY) -m pip wheel -q -w dist/wheelhouse gpiozero paho-mqtt pyalsaaudio
+	$(if $(PJSUA2_WHEEL),cp $(PJSUA2_WHEEL) dist/wheelhouse/)
 endif
 
 dist-pi: deps

@@ -30,7 +30,7 @@ import pjsua2  # noqa: F401  (loads the library whose symbols are used below)
 logger = logging.getLogger(__name__)
 
 PRIORITY = 31  # after the transaction layer (16), before the dialog layer (32) and pjsua (64)
-PJSIP_MAX_PKT_LEN = 4000  # pjsip's default, which the PyPI wheel keeps
+PJSIP_MAX_PKT_LEN = 4000  # pjsip's default, which tools/pjsua2/config_site.h keeps
 PJ_INET6_ADDRSTRLEN = 46
 
 Decide = Callable[[str, str], int | None]

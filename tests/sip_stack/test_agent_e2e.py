@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -13,6 +14,8 @@ import pytest
 
 from lab.servers.audio import dominant_frequency, loudest_stretch, read_wav, rms_dbfs, sine_frames
 from lab.servers.ports import free_port
+from sip_stack import admission
+from sip_stack.admission import MAX_CALLS_LIMIT
 from sip_stack.events import (
     CallAnswered,
     CallEnded,
@@ -219,18 +222,20 @@ def phone_settings_direct(port: int):
     )
 
 
-def raw_invite(phone_port: int, pbx_port: int, media: str = "0\r\na=rtpmap:0 PCMU/8000") -> str:
+def raw_invite(
+    phone_port: int, pbx_port: int, media: str = "0\r\na=rtpmap:0 PCMU/8000", call: int = 1
+) -> str:
     sdp = (
         "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         f"m=audio {free_port()} RTP/AVP {media}\r\n"
     )
     return (
         f"INVITE sip:phone@127.0.0.1:{phone_port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{pbx_port};branch=z9hG4bK-test-1;rport\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{pbx_port};branch=z9hG4bK-test-{call};rport\r\n"
         "Max-Forwards: 70\r\n"
-        f'From: "Front Desk" <sip:100@127.0.0.1:{pbx_port}>;tag=pbx1\r\n'
+        f'From: "Front Desk" <sip:100@127.0.0.1:{pbx_port}>;tag=pbx{call}\r\n'
         f"To: <sip:phone@127.0.0.1:{phone_port}>\r\n"
-        "Call-ID: c2c-test-1@127.0.0.1\r\n"
+        f"Call-ID: c2c-test-{call}@127.0.0.1\r\n"
         "CSeq: 1 INVITE\r\n"
         f"Contact: <sip:100@127.0.0.1:{pbx_port}>\r\n"
         "Call-Info: <sip:127.0.0.1>;answer-after=0\r\n"
@@ -262,3 +267,35 @@ def test_wideband_is_answered_whatever_the_order_of_the_offer(ua_factory) -> Non
         (m_line,) = [line for line in reply.splitlines() if line.startswith("m=audio")]
         assert m_line.split()[3:] == ["9", "101"], reply
         ua.hangup(incoming.call_id)
+
+
+def test_max_calls_calls_ring_at_once_and_one_more_gets_486(ua_factory, monkeypatch) -> None:
+    """max_calls = 12 (the limit): twelve INVITEs all ring, the thirteenth gets 486 Busy Here.
+
+    pjsua caps its call slots at PJSUA_MAX_CALLS without a word (pjproject 2.15.1's default is 4, as
+    in the PyPI wheel); tools/pjsua2/config_site.h sizes it for max_calls plus the refusal slots."""
+    monkeypatch.setattr(admission, "ADMISSIONS_BURST", 2 * MAX_CALLS_LIMIT)  # all at once, not paced
+    port = free_port()
+    settings = dataclasses.replace(phone_settings_direct(port), max_calls=MAX_CALLS_LIMIT)
+    ua, rec = ua_factory(settings)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pbx:
+        pbx.bind(("127.0.0.1", 0))
+        pbx.settimeout(10)
+        for call in range(1, MAX_CALLS_LIMIT + 2):
+            pbx.sendto(raw_invite(port, pbx.getsockname()[1], call=call).encode(), ("127.0.0.1", port))
+        final: dict[str, int] = {}
+        while len(final) < MAX_CALLS_LIMIT + 1:
+            reply = pbx.recv(4096).decode()
+            code = int(reply.split(" ", 2)[1])
+            (call_id,) = [
+                line.split(":", 1)[1].strip() for line in reply.splitlines() if line.startswith("Call-ID:")
+            ]
+            if code == 180 or code >= 300:
+                final.setdefault(call_id, code)
+        assert sorted(final.values()) == [180] * MAX_CALLS_LIMIT + [486], final
+        incoming = [e for e in rec.events if isinstance(e, IncomingCall)]
+        assert len(incoming) == MAX_CALLS_LIMIT
+        for event in incoming:
+            ua.hangup(event.call_id, 486)
+        for event in incoming:
+            rec.wait_for(CallEnded, lambda e, call_id=event.call_id: e.call_id == call_id)
