@@ -112,6 +112,13 @@ def test_wrong_types_are_named():
     ]
 
 
+def test_a_codec_our_pjsua2_lacks_is_an_error_and_case_does_not_matter():
+    assert errors_of(with_("sip", codecs=["PCMU/8000", "speex/16000"])) == [
+        "sip.codecs: item 1 must be one of G722/16000, PCMA/8000, PCMU/8000, got 'speex/16000'"
+    ]
+    assert parse_config(with_("sip", codecs=["pcmu/8000"])).sip.codecs == ("PCMU/8000",)
+
+
 def test_errors_never_show_a_secret_value():
     data = with_("sip", password=12345678)
     data["mqtt"] = {"password": ["hunter2-secret"]}
