@@ -207,12 +207,17 @@ class Daemon:
 
     # -- wiring ---------------------------------------------------------------------------------------
 
-    def _on_sip_event(self, event: sip_stack.SipEvent) -> None:
+    def _once_the_core_exists(self, post: Callable[[], None]) -> None:
+        """Run ``post`` now, or, during start-up (the line and the broker are up before the core
+        exists), when the core is made, in the order things came."""
         with self._early_lock:
-            if self.core is None:  # start-up: the line is up before the core exists
-                self._early.append(lambda: self._post_sip_event(event))
+            if self.core is None:
+                self._early.append(post)
                 return
-        self._post_sip_event(event)
+        post()
+
+    def _on_sip_event(self, event: sip_stack.SipEvent) -> None:
+        self._once_the_core_exists(lambda: self._post_sip_event(event))
 
     def _post_sip_event(self, event: sip_stack.SipEvent) -> None:
         from firmware.sip_inputs import to_input
@@ -221,11 +226,7 @@ class Daemon:
         self.core.post(to_input(event, self.config.sip.trusted_pbx))
 
     def _on_command(self, command: cmd.Command) -> None:
-        with self._early_lock:
-            if self.core is None:  # start-up: the broker is connected before the core exists
-                self._early.append(lambda: self._post_command(command))
-                return
-        self._post_command(command)
+        self._once_the_core_exists(lambda: self._post_command(command))
 
     def _post_command(self, command: cmd.Command) -> None:
         assert self.core is not None
