@@ -75,7 +75,9 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.created $(PJSUA2_WHEEL)
 	$(if $(PJSUA2_WHEEL),$(PY) -m pip install -q --force-reinstall --no-deps $(PJSUA2_WHEEL))
 	@# compat: a plain path .pth, so that the lab and the bench start the phone as its real install
 	@# does (setuptools' default editable mode is an import hook: `python -c pass` 55 ms instead of 26).
-	$(PY) -m pip install -q -e '.[test,gateway,dist]' --config-settings editable_mode=compat
+	@# setuptools (84) calls compat "transitional": should a release drop it, the default mode serves.
+	$(PY) -m pip install -q -e '.[test,gateway,dist]' --config-settings editable_mode=compat \
+		|| $(PY) -m pip install -q -e '.[test,gateway,dist]'
 	touch $@
 
 deps-py: $(VENV)/.installed
