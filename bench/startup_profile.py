@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     variants = [Variant.parse(spec) for spec in args.variant] or [Variant("phone", [], None)]
     compile_checkout()
+    compileall.compile_file(TRACE.with_name("trace_marks.py"), quiet=1)  # the tracer's, before the first mark
     for v in variants:
         if v.tree is not None:
             compileall.compile_dir(v.tree, quiet=1)
