@@ -65,6 +65,15 @@ _RTP_CHECK_S = 1.0
 # full collection (~0.2 ms here, holding the GIL) ran right while the call's end went from the core to
 # paho, and one during the next call's set-up would delay its screen pop.
 _COLLECT_AFTER_S = 0.2
+# pjmedia's conference bridge takes a port out (a call's, a hold sound's) only on its clock's next tick
+# (conference.c: an operation queue run from get_frame); until then the port keeps one of the bridge's
+# 64 slots (tools/pjsua2/config_site.h). Calls too short to see a tick used them up one by one: "Add
+# port sip:... failed: Too many objects (PJ_ETOOMANY)" and 488 to every call after ~61. So the media
+# clock stops only once the bridge holds nothing but the ports the agent keeps for its lifetime,
+# looking every two ticks, and at the latest this long after it was last wanted (a port still there
+# then is not waiting on a tick).
+_CLOCK_DRAIN_LOOK_S = 0.04
+_CLOCK_DRAIN_MAX_S = 2.0
 _STOP_GRACE_S = 2.0
 # pjsua call slots beyond max_calls, for INVITEs being refused (each is answered and gone within the
 # callback that took it; without a free slot pjsua itself answers 486 statelessly).
@@ -128,6 +137,9 @@ class UserAgent:
         self._log_writer: PjLogWriter | None = None
         self._wakeup: PumpWakeup | None = None
         self._media_clock_running = False
+        self._idle_ports = 0  # conference ports with no call: the master port, ours, the tone generator
+        self._clock_look_at: float | None = None  # the clock waits to stop until the bridge has drained
+        self._clock_unwanted_since: float | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -245,6 +257,9 @@ class UserAgent:
                 self._reg_retry_at = None
                 self._retry_registration()
             self._end_transferred_calls()
+            if self._clock_look_at is not None and now >= self._clock_look_at:
+                self._clock_look_at = None
+                self._update_media_clock()
             if self._collect_at is not None and now >= self._collect_at and not self._calls:
                 self._collect_at = None
                 gc.collect()
@@ -265,6 +280,8 @@ class UserAgent:
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
+            if self._clock_look_at is not None:
+                wait_s = min(wait_s, self._clock_look_at - now)
             if not self._calls:
                 for deadline in (self._collect_at, self._trim_at):
                     if deadline is not None:
@@ -365,6 +382,7 @@ class UserAgent:
         # pjsua closes the (null) sound device after sndAutoCloseTime, and the media clock sleeps
         # while the phone is idle.
         self._tone_connected = False
+        self._idle_ports = ep.mediaActivePorts()
 
         self._refusal_account = RefusalAccount(self)
         self._refusal_account.create(self._refusal_account_config())
@@ -841,7 +859,11 @@ class UserAgent:
         wanted = self._tone_connected or any(
             (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
+        if wanted:
+            self._clock_unwanted_since = self._clock_look_at = None
         if wanted == self._media_clock_running:
+            return
+        if not wanted and self._bridge_draining():
             return
         try:
             if wanted:
@@ -852,6 +874,26 @@ class UserAgent:
             logger.warning("media clock %s: %s", "start" if wanted else "stop", _error_text(exc))
             return
         self._media_clock_running = wanted
+
+    def _bridge_draining(self) -> bool:
+        """The media clock, no longer wanted, must tick on: the bridge still holds a port of a call
+        or sound that is gone (its removal waits for a tick); look again in a few ticks."""
+        assert self._ep is not None
+        now = time.monotonic()
+        if self._clock_unwanted_since is None:
+            self._clock_unwanted_since = now
+        ports = self._ep.mediaActivePorts()
+        if ports <= self._idle_ports:
+            self._clock_unwanted_since = None
+            return False
+        if now - self._clock_unwanted_since >= _CLOCK_DRAIN_MAX_S:
+            logger.warning(
+                "media clock stopped with %d conference ports left (%d with no call)", ports, self._idle_ports
+            )
+            self._clock_unwanted_since = None
+            return False
+        self._clock_look_at = now + _CLOCK_DRAIN_LOOK_S
+        return True
 
     def _route_call_audio(self, call: SipCall) -> None:
         """Connect the bridge port to ``call``'s active audio if it is the routed call, else disconnect.
