@@ -69,9 +69,9 @@ _COLLECT_AFTER_S = 0.2
 # (conference.c: an operation queue run from get_frame); until then the port keeps one of the bridge's
 # 64 slots (tools/pjsua2/config_site.h). Calls too short to see a tick used them up one by one: "Add
 # port sip:... failed: Too many objects (PJ_ETOOMANY)" and 488 to every call after ~61. So the media
-# clock stops only once the bridge holds nothing but the ports the agent keeps for its lifetime,
-# looking every two ticks, and at the latest this long after it was last wanted (a port still there
-# then is not waiting on a tick).
+# clock also runs while the bridge holds a port beyond the agent's own and the live calls' (started for
+# it if need be: a call whose audio was never routed), looking every two ticks, for at most this long
+# (a port still there then is not waiting on a tick).
 _CLOCK_DRAIN_LOOK_S = 0.04
 _CLOCK_DRAIN_MAX_S = 2.0
 _STOP_GRACE_S = 2.0
@@ -138,8 +138,8 @@ class UserAgent:
         self._wakeup: PumpWakeup | None = None
         self._media_clock_running = False
         self._idle_ports = 0  # conference ports with no call: the master port, ours, the tone generator
-        self._clock_look_at: float | None = None  # the clock waits to stop until the bridge has drained
-        self._clock_unwanted_since: float | None = None
+        self._clock_look_at: float | None = None  # the clock ticks on until the bridge has drained
+        self._draining_since: float | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -856,14 +856,13 @@ class UserAgent:
         if self._ep is None:
             return
         # A held call's hold tone or music needs the clock too: the conference bridge moves it to the call.
-        wanted = self._tone_connected or any(
+        audio = self._tone_connected or any(
             (c.media_connected or c.hold_sound is not None) and not c.ended for c in self._calls.values()
         )
-        if wanted:
-            self._clock_unwanted_since = self._clock_look_at = None
+        if audio:
+            self._draining_since = self._clock_look_at = None
+        wanted = audio or self._bridge_draining()
         if wanted == self._media_clock_running:
-            return
-        if not wanted and self._bridge_draining():
             return
         try:
             if wanted:
@@ -876,24 +875,37 @@ class UserAgent:
         self._media_clock_running = wanted
 
     def _bridge_draining(self) -> bool:
-        """The media clock, no longer wanted, must tick on: the bridge still holds a port of a call
-        or sound that is gone (its removal waits for a tick); look again in a few ticks."""
+        """Whether the bridge still holds the port of a call or sound that is gone (its removal waits
+        for a tick of the media clock); if so, look again in two ticks."""
         assert self._ep is not None
-        now = time.monotonic()
-        if self._clock_unwanted_since is None:
-            self._clock_unwanted_since = now
         ports = self._ep.mediaActivePorts()
-        if ports <= self._idle_ports:
-            self._clock_unwanted_since = None
+        if ports <= self._idle_ports or ports <= self._idle_ports + self._live_call_ports():
+            self._draining_since = None
             return False
-        if now - self._clock_unwanted_since >= _CLOCK_DRAIN_MAX_S:
-            logger.warning(
-                "media clock stopped with %d conference ports left (%d with no call)", ports, self._idle_ports
-            )
-            self._clock_unwanted_since = None
+        now = time.monotonic()
+        if self._draining_since is None:
+            self._draining_since = now
+        elif now - self._draining_since >= _CLOCK_DRAIN_MAX_S:
+            if self._draining_since != -math.inf:
+                logger.warning("%d conference ports left after the media clock drained the bridge", ports)
+                self._draining_since = -math.inf  # given up until audio flows again
             return False
         self._clock_look_at = now + _CLOCK_DRAIN_LOOK_S
         return True
+
+    def _live_call_ports(self) -> int:
+        """The conference ports of the calls not ended (one per audio stream)."""
+        count = 0
+        for call in self._calls.values():
+            if call.ended:
+                continue
+            try:
+                media = call.getInfo().media
+            except Exception as exc:  # pjsua2.Error is not an Exception subclass in every build
+                logger.debug("call %s: no info: %s", call.call_id, _error_text(exc))
+                continue
+            count += sum(1 for m in media if m.type == pj.PJMEDIA_TYPE_AUDIO and m.audioConfSlot >= 0)
+        return count
 
     def _route_call_audio(self, call: SipCall) -> None:
         """Connect the bridge port to ``call``'s active audio if it is the routed call, else disconnect.
