@@ -263,6 +263,7 @@ class UserAgent:
             if self._collect_at is not None and now >= self._collect_at and not self._calls:
                 self._collect_at = None
                 gc.collect()
+                self._update_media_clock()  # a sound freed by the collection left its port to drain
             if self._trim_at is not None and now >= self._trim_at and not self._calls:
                 self._trim_at = None
                 released = _yes(memory.trim_heap())
