@@ -70,9 +70,14 @@ def zero(prefix: str, counters: tuple[str, ...]) -> Callable[[Rows], tuple[str, 
 
 
 def after_soak(rows: Rows, limit: float) -> tuple[str, bool] | None:
-    """The phone's RSS at the soak's last call: what pjsip's pools have grown to by then."""
+    """The phone's RSS after the soak, idle again (full mode), else at the soak's last call."""
+    settled = _value(_row_like(rows, "soak RSS (MiB) ", " after the last call")[0])
+    if settled is not None:
+        return f"{settled:g} MiB, idle after the soak", settled <= limit
     soak = [
-        (int(name.rsplit(" ", 1)[1]), pair[0]) for name, pair in rows.items() if name.startswith("soak RSS")
+        (int(name.rsplit(" ", 1)[1]), pair[0])
+        for name, pair in rows.items()
+        if name.startswith("soak RSS (MiB) at")
     ]
     if not soak:
         return None

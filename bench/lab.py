@@ -364,3 +364,13 @@ def proc_stat(pid: int) -> tuple[float, int, int]:
             rss = int(line.split()[1])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     return cpu, rss, fds
+
+
+def rss_split(pid: int) -> dict[str, float]:
+    """RssAnon (heaps, stacks) and RssFile (the interpreter's, pjsua2's, OpenSSL's... pages), MiB."""
+    split = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            split[key] = round(int(value.split()[0]) / 1024, 1)
+    return split

@@ -26,6 +26,7 @@ from bench.lab import (
     TimedBaresip,
     mark_onsets,
     proc_stat,
+    rss_split,
 )
 from lab.servers.phone import PhoneProcess
 from lab.sniff import Packet, Sniffer, rtp_payload, ulaw_decode
@@ -183,12 +184,14 @@ def cpu_and_memory(lab: Lab, window_s: float) -> dict[str, dict[str, float]]:
     for k, (cpu, rss) in idle.items():
         result[k]["cpu_idle_s_per_min"] = round(cpu, 3)
         result[k]["rss_idle_mib"] = round(rss / 1024, 1)
+        result[k] |= {f"rss_idle_{part}": mib for part, mib in rss_split(pids[k]).items()}
     for system, key in (("ours", "ours"), ("bs", "baresip")):
         _call_up(lab, system)
         time.sleep(1.0)
         cpu, rss = _window({key: pids[key]}, window_s)[key]
         result[key]["cpu_call_s_per_min"] = round(cpu, 3)
         result[key]["rss_call_mib"] = round(rss / 1024, 1)
+        result[key] |= {f"rss_call_{part}": mib for part, mib in rss_split(pids[key]).items()}
         _call_down(lab, system)
     return result
 
@@ -279,10 +282,12 @@ def soak(
     n: int,
     far: TimedBaresip | None = None,
     checkpoints: set[int] | None = None,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
     """``n`` calls alternating in (far end dials) and out (phone dials); RSS/fds at ``checkpoints``
-    (default 1, n/2, n). ``far`` (default ``lab.far``): a far end of this soak's own, so that two soaks
-    can run at once."""
+    (default 1, n/2, n), and with ``settle_s`` once more that long after the last call (``rss_settled``:
+    the phone idle again, its calls' SIP transactions over). ``far`` (default ``lab.far``): a far end
+    of this soak's own, so that two soaks can run at once."""
     far, crm = far or lab.far, lab.crm
     assert far is not None and crm is not None
     checkpoints = checkpoints or {1, max(1, n // 2), n}
@@ -337,7 +342,9 @@ def soak(
         if i in checkpoints:
             _, rss, fds = proc_stat(pid)
             samples[i] = (rss, fds)
-    time.sleep(2.0)
+    time.sleep(max(2.0, settle_s))
+    settled = {"rss_settled_mib": round(proc_stat(pid)[1] / 1024, 1)} if settle_s else {}
+    settled |= {f"rss_settled_{part}": mib for part, mib in rss_split(pid).items()} if settle_s else {}
     msgs: list[Message] = crm.find(ended, start_mark)
     if system == "ours":
         per_call: dict[str, set[str]] = {}
@@ -356,6 +363,7 @@ def soak(
         "end_events_received": len(msgs),
         "calls_with_end_event": distinct,
         "every_end_event_exactly_once": exactly_once,
+        **settled,
     }
 
 

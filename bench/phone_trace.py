@@ -2,8 +2,8 @@
 an event's path inside the phone, for ``bench.legs --stages``. Bench only: nothing of this is in the
 phone's own code.
 
-Each hop is a wrapper put around the phone's own function (or paho's) before the daemon starts; it
-appends ``(time.monotonic(), name)`` to a list (atomic under the GIL, ~0.3 µs) and the list is written
+Each hop is a wrapper (``trace_marks.wrap``) put around the phone's own function (or paho's) before the
+daemon starts; it appends ``(time.monotonic(), name)`` to a list (~0.3 µs) and the list is written
 to ``$DESKPHONE_TRACE`` (one ``<t> <name>`` per line) when the process exits. The marks, in the order
 of a screen pop (a call end goes through ``sip.call_state`` instead of the first three):
 
@@ -24,43 +24,17 @@ of a screen pop (a call end goes through ``sip.call_state`` instead of the first
 from __future__ import annotations
 
 import atexit
-import functools
 import gc
 import os
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
-_marks: list[tuple[float, str]] = []
-
-
-def mark(name: str) -> None:
-    _marks.append((time.monotonic(), name))
+from trace_marks import MARKS, run_deskphone, wrap  # this directory's module, see trace_marks
 
 
 def _dump(path: str) -> None:
     with open(path, "w") as out:
-        out.writelines(f"{t:.7f} {name}\n" for t, name in _marks)
-
-
-def _around(owner: Any, attr: str, before: str | None = None, after: str | None = None,
-            when: Callable[..., bool] | None = None) -> None:  # fmt: skip
-    original = getattr(owner, attr, None)
-    if original is None:  # a firmware without this hop
-        return
-
-    @functools.wraps(original)
-    def traced(*args: Any, **kwargs: Any) -> Any:
-        hit = when is None or when(*args, **kwargs)
-        if hit and before:
-            mark(before)
-        result = original(*args, **kwargs)
-        if hit and after:
-            mark(after)
-        return result
-
-    setattr(owner, attr, traced)
+        out.writelines(f"{t:.7f} {name}\n" for t, name in MARKS)
 
 
 def _is_event(event: Any) -> bool:
@@ -79,23 +53,23 @@ def install() -> None:
     from sip_stack.agent import UserAgent
     from sip_stack.calls import SipCall
 
-    _around(UserAgent, "_prefilter_decide", "sip.prefilter")
-    _around(UserAgent, "_select_account", "sip.select_account")
-    _around(UserAgent, "_incoming", "sip.incoming")
-    _around(SipCall, "onCallState", "sip.call_state")
-    _around(UserAgent, "_emit", "sip.emit", when=lambda self, event: _is_event(event))
-    _around(gc, "collect", "gc.collect", "gc.collected")
-    _around(UserAgent, "_drop_call", "sip.drop_call", "sip.dropped")
-    _around(UserAgent, "_update_media_clock", "sip.media_clock", "sip.media_clock_done")
-    _around(PhoneCore, "post", "core.post")
-    _around(PhoneCore, "handle", "core.handle")
-    _around(firmware.core, "step", after="core.step")
-    _around(CrmBridge, "publish_event", "bridge.publish_event")
-    _around(Outbox, "add" if hasattr(Outbox, "add") else "append", after="outbox.appended")
-    _around(EventPump, "_pump", "pump.run")
-    _around(mqtt.Client, "publish", "paho.publish", "paho.queued",
+    wrap(UserAgent, "_prefilter_decide", "sip.prefilter")
+    wrap(UserAgent, "_select_account", "sip.select_account")
+    wrap(UserAgent, "_incoming", "sip.incoming")
+    wrap(SipCall, "onCallState", "sip.call_state")
+    wrap(UserAgent, "_emit", "sip.emit", when=lambda self, event: _is_event(event))
+    wrap(gc, "collect", "gc.collect", "gc.collected")
+    wrap(UserAgent, "_drop_call", "sip.drop_call", "sip.dropped")
+    wrap(UserAgent, "_update_media_clock", "sip.media_clock", "sip.media_clock_done")
+    wrap(PhoneCore, "post", "core.post")
+    wrap(PhoneCore, "handle", "core.handle")
+    wrap(firmware.core, "step", after="core.step")
+    wrap(CrmBridge, "publish_event", "bridge.publish_event")
+    wrap(Outbox, "add" if hasattr(Outbox, "add") else "append", after="outbox.appended")
+    wrap(EventPump, "_pump", "pump.run")
+    wrap(mqtt.Client, "publish", "paho.publish", "paho.queued",
             when=lambda self, topic, *a, **k: topic.endswith("/events"))  # fmt: skip
-    _around(mqtt.Client, "_sock_send", "paho.send", when=lambda self, data: _is_event_publish(data))
+    wrap(mqtt.Client, "_sock_send", "paho.send", when=lambda self, data: _is_event_publish(data))
 
 
 def _is_event_publish(data: bytes) -> bool:
@@ -112,10 +86,8 @@ def main() -> int:
     if switch:
         sys.setswitchinterval(float(switch))  # bench.legs --switch-interval
     atexit.register(_dump, path)
-    from firmware.cli import main as deskphone
-
     try:
-        return int(deskphone(sys.argv[1:]) or 0)
+        return run_deskphone(sys.argv[1:])
     finally:
         _dump(path)
 

@@ -55,6 +55,9 @@ FULL = {
     "startup_n": 10,
     "soak_ours_n": 500,
     "soak_bs_n": 500,
+    # After the soak, RSS once the phone is idle again: past sip_stack's heap trim, QUIET_BEFORE_TRIM_S
+    # (40 s) after the last call, when Timer J has ended its transactions (docs/SIP.md "Memory").
+    "soak_settle_s": 45.0,
 }
 QUICK = {
     "latency_n": 10,
@@ -66,6 +69,7 @@ QUICK = {
     "startup_n": 3,
     "soak_ours_n": 10,
     "soak_bs_n": 10,
+    "soak_settle_s": 0.0,
 }
 
 log = logging.getLogger("bench")
@@ -238,8 +242,9 @@ def soaks(lab: Lab, cfg: dict[str, Any]) -> dict[str, Any]:
     far_bs = lab.start_far_end("1007", auto_answer=False)
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            ours = pool.submit(measure.soak, lab, "ours", cfg["soak_ours_n"])
-            bs = pool.submit(measure.soak, lab, "bs", cfg["soak_bs_n"], far_bs)
+            settle = cfg["soak_settle_s"]
+            ours = pool.submit(measure.soak, lab, "ours", cfg["soak_ours_n"], settle_s=settle)
+            bs = pool.submit(measure.soak, lab, "bs", cfg["soak_bs_n"], far_bs, settle_s=settle)
             return {"ours": ours.result(), "bs": bs.result()}
     finally:
         far_bs.stop()
@@ -402,6 +407,11 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
                     single(round(b[i] / scale, 1)) if i in b else None,
                 )
             )
+    o, b = soak.get("ours", {}), soak.get("bs", {})
+    if "rss_settled_mib" in o or "rss_settled_mib" in b:
+        label = f"soak RSS (MiB) {data['config']['soak_settle_s']:g} s after the last call"
+        rows.append((label, single(o.get("rss_settled_mib")), single(b.get("rss_settled_mib"))))
+    notes.append(rss_split_note(cpu.get("ours", {}), o))
     for sys_key, name in (("ours", "ours"), ("bs", "baresip")):
         s = soak.get(sys_key)
         if s:
@@ -419,6 +429,20 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
         notes.append(f"ERROR in {name}: {err.strip().splitlines()[-1]}")
     notes.append(f"Total run time {data.get('elapsed_s')} s on {data['machine']['cpus']} CPUs.")
     return rows, notes
+
+
+def rss_split_note(cpu: dict[str, Any], soak: dict[str, Any]) -> str:
+    """Our phone's RSS as anonymous memory (heaps, stacks) / file pages (libraries) where measured."""
+    parts = [
+        f"{label} {figures[f'{key}_RssAnon']:g} / {figures[f'{key}_RssFile']:g}"
+        for label, figures, key in (
+            ("idle", cpu, "rss_idle"),
+            ("in call", cpu, "rss_call"),
+            ("after the soak, settled", soak, "rss_settled"),
+        )
+        if f"{key}_RssAnon" in figures
+    ]
+    return "Our RSS split, anonymous / file MiB: " + (", ".join(parts) or "not measured") + "."
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ loopback sniffer (root or CAP_NET_RAW) times the REGISTER, the 401, the REGISTER
 the 200 OK, MQTT's CONNECT and CONNACK. Printed: the median of each stage, in ms since the exec, per
 variant (columns), and the step from the stage above.
 
-A variant is ``LABEL;INTERPRETER OPTIONS;TREE`` (options and tree optional): e.g.
-``'frozen-off;-X frozen_modules=off'``, or ``'before;;/tmp/old'`` for another checkout of the phone's
-packages (``git archive``), put first on PYTHONPATH. Variants start in turn (A, B, A, B ...), so that
-the machine's load falls on all alike. ``--importtime`` adds one more start per variant and round
-under ``-X importtime`` and prints the imports before the REGISTER with the largest own time.
+A variant is ``LABEL;INTERPRETER OPTIONS;TREE;PYTHON`` (all but the label optional): e.g.
+``'frozen-off;-X frozen_modules=off'``, ``'before;;/tmp/old'`` for another checkout of the phone's
+packages (``git archive``), put first on PYTHONPATH, or ``'hook;;;/tmp/venv/bin/python'`` for another
+venv's interpreter (its site: a copy of this venv with another editable install, say). Variants
+start in turn (A, B, A, B ...), so that the machine's load falls on all alike. ``--importtime`` adds
+one more start per variant and round under ``-X importtime`` and prints the imports before the
+REGISTER with the largest own time.
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ class Variant:
     label: str
     options: list[str]
     tree: Path | None
+    python: str = sys.executable
     starts: list[dict[str, float]] = field(default_factory=list)
     imports: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, spec: str) -> Variant:
-        label, options, tree = ([*spec.split(";"), "", ""])[:3]
-        return cls(label, shlex.split(options), Path(tree) if tree else None)
+        label, options, tree, python = ([*spec.split(";"), "", "", ""])[:4]
+        return cls(label, shlex.split(options), Path(tree) if tree else None, python or sys.executable)
 
     def env(self) -> dict[str, str]:
         if self.tree is None:
@@ -97,7 +100,7 @@ class Profiler:
         write_private(config, text)
         trace = workdir / "trace.json"
         options = [*variant.options, *(["-X", "importtime"] if importtime else [])]
-        argv = [sys.executable, *options, str(TRACE), "run", "--config", str(config)]
+        argv = [variant.python, *options, str(TRACE), "run", "--config", str(config)]
         phone = PhoneProcess(workdir, text, sip_port, argv=argv)
         phone.env = {**phone.env, **variant.env(), "DESKPHONE_STARTUP_TRACE": str(trace)}
         packets: list[sniff.Packet] = []
@@ -208,7 +211,9 @@ def _median(values: list[float]) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("n", type=int, nargs="?", default=10, help="starts per variant (default 10)")
-    parser.add_argument("--variant", action="append", default=[], help="LABEL;OPTIONS;TREE (repeatable)")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="LABEL;OPTIONS;TREE;PYTHON (repeatable)"
+    )
     parser.add_argument("--importtime", action="store_true", help="also the imports before the REGISTER")
     parser.add_argument("--top", type=int, default=25, help="imports listed per variant (default 25)")
     args = parser.parse_args(argv)
@@ -217,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     variants = [Variant.parse(spec) for spec in args.variant] or [Variant("phone", [], None)]
     compile_checkout()
+    compileall.compile_file(TRACE.with_name("trace_marks.py"), quiet=1)  # the tracer's, before the first mark
     for v in variants:
         if v.tree is not None:
             compileall.compile_dir(v.tree, quiet=1)

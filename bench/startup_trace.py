@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
-_now = time.monotonic
-MARKS: list[tuple[str, float]] = [("interpreter ready (trace runs)", _now())]
+from trace_marks import MARKS, mark, run_deskphone, wrap  # this directory's module, see trace_marks
+
+mark("interpreter ready (trace runs)")
 
 # Modules whose import is marked at its start and end (the rest shows in -X importtime).
 IMPORTS = (
@@ -68,35 +68,14 @@ CALLS: dict[str, list[tuple[str, str, bool]]] = {
 }
 
 
-def mark(label: str) -> None:
-    MARKS.append((label, _now()))  # one append: atomic under the GIL, from any thread
-
-
-def _wrap(owner: object, name: str, label: str, once: bool) -> None:
-    original = getattr(owner, name)
-    calls = [0]
-
-    def traced(*args: object, **kwargs: object) -> object:
-        calls[0] += 1
-        if once and calls[0] > 1:
-            return original(*args, **kwargs)
-        tag = label if once else f"{label} #{calls[0]}"
-        mark(f"{tag} begins")
-        try:
-            return original(*args, **kwargs)
-        finally:
-            mark(f"{tag} ends")
-
-    setattr(owner, name, traced)
-
-
 def _patch(module_name: str, module: object) -> None:
     for path, label, once in CALLS.get(module_name, ()):
         *owners, name = path.split(".")
         owner = module
         for part in owners:
             owner = getattr(owner, part)
-        _wrap(owner, name, label, once)
+        numbered = "" if once else " #{n}"
+        wrap(owner, name, f"{label}{numbered} begins", f"{label}{numbered} ends", first_only=once)
 
 
 class _Tracer:
@@ -133,7 +112,7 @@ def _dump() -> None:
     import json
 
     with open(os.environ["DESKPHONE_STARTUP_TRACE"], "w", encoding="utf-8") as out:
-        json.dump(MARKS, out)
+        json.dump([(name, t) for t, name in MARKS], out)
 
 
 def main() -> int:
@@ -141,9 +120,7 @@ def main() -> int:
     import atexit
 
     atexit.register(_dump)
-    from firmware.cli import main as deskphone
-
-    return deskphone(sys.argv[1:])
+    return run_deskphone(sys.argv[1:])
 
 
 if __name__ == "__main__":

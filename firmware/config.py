@@ -5,9 +5,13 @@ Both raise one ``ConfigError`` listing every problem at once, each naming its ke
 section dataclasses below: each field's metadata holds its check, its default is the key's default and
 a field without a default is a required key. ``render_config`` (``firmware.config_render``) shows a
 config back as TOML with its secrets masked.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the checks in the ``Annotated`` types are built once,
+as the module is imported from its .pyc, instead of compiled from strings at every load
+(``typing.get_type_hints``): the config's import and load before the REGISTER 38.8 -> 36.5 ms. Every
+section has a docstring: ``dataclass`` would build a missing one from ``inspect.signature`` (0.1-0.3 ms
+a class).
+"""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +55,8 @@ SIM_FILES_IN_STORAGE = {"control_socket": "sim.sock", "earpiece_file": "earpiece
 
 @dataclass(frozen=True)
 class DeviceConfig:
+    """The phone's identity: its topic level and broker user name, and a name for people."""
+
     # a topic level and the broker user name; tools/provisioning/device.py checks the same rule
     id: Annotated[
         str,
@@ -64,6 +70,8 @@ class DeviceConfig:
 
 @dataclass(frozen=True)
 class BoardConfig:
+    """Which hardware revision (``board``) and which gpiozero pin factory drives it."""
+
     name: Annotated[str, check.one_of(*KNOWN_BOARDS)] = "sim"
     pin_factory: Annotated[str, check.one_of(*PIN_FACTORIES)] = "mock"  # "lgpio" unless the board is sim
 
@@ -80,6 +88,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class SipConfig:
+    """The line: registrar, account, transport, media and call admission."""
+
     registrar: Annotated[str, check.host_and_port]
     user: Annotated[str, check.string(r"[^\s@:]+", "a user name without spaces, '@' or ':'")]
     password: Annotated[Secret, check.secret]
@@ -118,6 +128,8 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
+    """The handset's ALSA devices, volume, sample rate, frame length and tone plan."""
+
     capture_device: Annotated[str, check.string()] = ""  # empty: the board's default
     playback_device: Annotated[str, check.string()] = ""
     mixer_control: Annotated[str, check.string()] = ""
@@ -129,6 +141,8 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class DialplanConfig:
+    """When a dialled number goes out: the interdigit timeout, the digit map, redial."""
+
     interdigit_timeout_s: Annotated[float, check.number(1, 30)] = 4.0
     digit_map: Annotated[str, check.digit_map] = ""  # empty: numbers go on '#' or the timeout
     redial_key: Annotated[str, check.keypad_key_or_empty] = "#"  # as the first key: redial the last number
@@ -137,6 +151,8 @@ class DialplanConfig:
 
 @dataclass(frozen=True)
 class LineConfig:
+    """Hook flash, call waiting and hold."""
+
     hook_flash: Annotated[bool, check.boolean] = True  # false: every on-hook hangs up at once
     hook_flash_min_s: Annotated[float | None, check.number_or_empty(0, 2)] = None  # empty: the board's
     hook_flash_max_s: Annotated[float | None, check.number_or_empty(0.05, 5)] = None
@@ -163,6 +179,8 @@ class ForwardConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
+    """The broker the CRM bridge reports to (off unless ``enabled``)."""
+
     enabled: Annotated[bool, check.boolean] = False
     host: Annotated[str, check.string()] = ""
     port: Annotated[int, check.integer(1, 65535)] = 1883
@@ -180,11 +198,15 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """Where the phone keeps its outbox, settings and the sim board's files."""
+
     dir: Annotated[Path, check.path] = DEFAULT_STORAGE_DIR
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration, one attribute per section."""
+
     device: DeviceConfig
     sip: SipConfig
     board: BoardConfig = field(default_factory=BoardConfig)

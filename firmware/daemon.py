@@ -257,13 +257,14 @@ class Daemon:
         self.core.post(PressKey(key))
 
     def _on_state(self, state: PhoneState) -> None:
-        from firmware.phone.forwarding import settings_view
+        from firmware.line_settings import LineSettings
 
         self._state = state
         if self.control is not None:
             self.control.notify_changed()
         self._keep_line_settings(state)
-        status = (state.registered, AVAILABILITY.get(state.mode, state.mode), settings_view(state))
+        settings = LineSettings(state.dnd, state.forwarding).as_dict()
+        status = (state.registered, AVAILABILITY.get(state.mode, state.mode), settings)
         if self.bridge is not None and status != self._published_status:
             self._published_status = status
             self.bridge.update_status(
@@ -271,8 +272,7 @@ class Daemon:
             )
 
     def _configured_line_settings(self) -> LineSettings:
-        from firmware.line_settings import LineSettings
-        from firmware.phone.state import Forwarding
+        from firmware.line_settings import Forwarding, LineSettings
 
         forward = self.config.forward
         forwarding = Forwarding(
@@ -389,7 +389,7 @@ class Daemon:
     def _make_bridge(self) -> Any:
         from crm_bridge.bridge import CrmBridge
         from crm_bridge.settings import MqttSettings, PhoneStatus
-        from firmware.phone.forwarding import settings_view
+        from firmware.line_settings import LineSettings
 
         mqtt = self.config.mqtt
         settings = MqttSettings(
@@ -410,13 +410,14 @@ class Daemon:
         )
 
         def status() -> PhoneStatus:
-            state, kept = self._state, self._kept_settings
+            state = self._state
             mode = state.mode if state else "idle"
+            line = LineSettings(state.dnd, state.forwarding) if state else self._kept_settings
             return PhoneStatus(
                 registered=bool(state and state.registered),
                 state=AVAILABILITY.get(mode, mode),
                 extension=self.config.sip.user,
-                settings=settings_view(state) if state else kept.as_dict() if kept else None,
+                settings=line.as_dict() if line else None,
             )
 
         return CrmBridge(settings, self.config.device.id, self._on_command, status)

@@ -15,14 +15,40 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from firmware.phone.state import Forwarding
+if TYPE_CHECKING:
+    from firmware.commands import ForwardMode
 
 logger = logging.getLogger(__name__)
 
 FILE_NAME = "line_settings.json"
 VERSION = 1
+
+DEFAULT_NO_ANSWER_S = 20
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """Where calls go instead of ringing here: every call (``always``), the calls the line cannot take
+    (``busy``), the calls not answered within ``no_answer_s`` (``no_answer``); None: not forwarded."""
+
+    always: str | None = None
+    busy: str | None = None
+    no_answer: str | None = None
+    no_answer_s: int = DEFAULT_NO_ANSWER_S
+
+    def target(self, mode: ForwardMode) -> str | None:
+        return {"always": self.always, "busy": self.busy, "no_answer": self.no_answer}[mode]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as the contract shows them (status, replies, the sim snapshot)."""
+        return {
+            "always": self.always,
+            "busy": self.busy,
+            "no_answer": self.no_answer,
+            "no_answer_s": self.no_answer_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -31,6 +57,7 @@ class LineSettings:
     forwarding: Forwarding
 
     def as_dict(self) -> dict[str, Any]:
+        """Forwarding and do-not-disturb as the CRM sees them (replies, status)."""
         return {"dnd": self.dnd, "forward": self.forwarding.as_dict()}
 
 

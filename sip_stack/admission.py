@@ -36,7 +36,7 @@ ADMISSIONS_BURST = 4
 ADMISSIONS_PER_S = 4.0
 SUMMARY_INTERVAL_S = 10.0
 FLOOD_REFUSALS = 100  # refusals that make a flood, after which the heap is trimmed once it is over
-QUIET_BEFORE_TRIM_S = 40.0  # Timer H (64 * T1 = 32 s) has ended the last refused INVITE's transaction
+QUIET_BEFORE_TRIM_S = 40.0  # Timer H / J (64 * T1 = 32 s) ended the last refused INVITE's or call's tsx
 MAX_CALLS_LIMIT = 12
 """pjmedia's ioqueue (64 sockets) holds 2 per live call plus 2 per call ended in the last 500 ms: with
 two buckets at the admission rate above that is at most 2 * 12 + 2 * 2 * (4 + 4 * 0.5) = 48 sockets."""

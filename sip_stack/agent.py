@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import pjsua2 as pj
 
 from sip_stack import events, memory, sipmsg
-from sip_stack.admission import BUSY, Admission, Refusal
+from sip_stack.admission import BUSY, QUIET_BEFORE_TRIM_S, Admission, Refusal
 from sip_stack.audio_bridge import AudioBridge, BridgePort
 from sip_stack.calls import RefusalAccount, SipAccount, SipCall, SipEndpoint
 from sip_stack.lifetimes import PjObjects
@@ -119,6 +119,7 @@ class UserAgent:
         self._prefilter: PreFilter | None = None
         self._reg_retry_at: float | None = None
         self._collect_at: float | None = None  # a dropped call may wait in a cycle for gc.collect
+        self._trim_at: float | None = None  # the last call's transactions are over: give their heap back
         self._calls: dict[str, SipCall] = {}
         self._port: BridgePort | None = None
         self._tone_gen: pj.ToneGenerator | None = None
@@ -247,11 +248,16 @@ class UserAgent:
             if self._collect_at is not None and now >= self._collect_at and not self._calls:
                 self._collect_at = None
                 gc.collect()
+            if self._trim_at is not None and now >= self._trim_at and not self._calls:
+                self._trim_at = None
+                released = _yes(memory.trim_heap())
+                logger.debug("malloc_trim after the last call (pages given back: %s)", released)
             if now >= next_rtp_check:
                 next_rtp_check = now + _RTP_CHECK_S
                 self._admission.flush_summary()
                 if self._admission.heap_trim_due():
-                    memory.trim_heap()
+                    released = _yes(memory.trim_heap())
+                    logger.info("heap trimmed after a flood of INVITEs (pages given back: %s)", released)
                 if self.settings.rtp_timeout_s > 0:
                     self._check_rtp_timeouts()
             wait_s = _IDLE_WAIT_S
@@ -259,8 +265,10 @@ class UserAgent:
                 wait_s = min(wait_s, next_rtp_check - now)
             if self._reg_retry_at is not None:
                 wait_s = min(wait_s, self._reg_retry_at - now)
-            if self._collect_at is not None and not self._calls:
-                wait_s = min(wait_s, self._collect_at - now)
+            if not self._calls:
+                for deadline in (self._collect_at, self._trim_at):
+                    if deadline is not None:
+                        wait_s = min(wait_s, deadline - now)
             while True:
                 try:
                     job = self._jobs.get_nowait()
@@ -824,6 +832,7 @@ class UserAgent:
         del call  # freed here, on the sip thread, unless a cycle holds it: then the collection in _loop
         if collect:  # a refused call holds no media; collecting for each would slow a flood down
             self._collect_at = time.monotonic() + _COLLECT_AFTER_S
+            self._trim_at = time.monotonic() + QUIET_BEFORE_TRIM_S
         self._update_media_clock()
 
     def _update_media_clock(self) -> None:
@@ -1010,6 +1019,10 @@ def _log_jitter_buffer(call: SipCall) -> None:
             )
     except Exception as exc:
         logger.debug("call %s: no stream statistics: %s", call.call_id, _error_text(exc))
+
+
+def _yes(released: bool | None) -> str:
+    return {True: "yes", False: "none", None: "no malloc_trim here"}[released]
 
 
 def _error_text(exc: BaseException) -> str:

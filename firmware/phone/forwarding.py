@@ -25,8 +25,9 @@ from firmware.commands import Origin, Reply, SetDoNotDisturb, SetForward
 from firmware.effects import Effect, EndCall, RedirectCall, SendReply, StartTimer
 from firmware.events import CallRecord, Forwarded, ForwardReason
 from firmware.inputs import IncomingCall
+from firmware.line_settings import Forwarding, LineSettings
 from firmware.phone import records
-from firmware.phone.state import Forwarding, PhoneState
+from firmware.phone.state import PhoneState
 
 FORWARD_NO_ANSWER_TIMER = "forward_no_answer"
 BUSY_HERE = 486
@@ -40,7 +41,7 @@ Result = tuple[PhoneState, list[Effect]]
 
 def settings_view(state: PhoneState) -> dict[str, object]:
     """Forwarding and do-not-disturb as the CRM sees them (replies, status)."""
-    return {"dnd": state.dnd, "forward": state.forwarding.as_dict()}
+    return LineSettings(state.dnd, state.forwarding).as_dict()
 
 
 def forward_always(state: PhoneState, inp: IncomingCall, now: datetime) -> list[Effect] | None:

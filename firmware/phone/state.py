@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from firmware.commands import ForwardMode, Origin
+from firmware.commands import Origin
 from firmware.config import DialplanConfig
 from firmware.dialplan import DialPlan
 from firmware.effects import ToneKind
 from firmware.events import CallRecord
+from firmware.line_settings import Forwarding
 
 Mode = Literal["idle", "dialing", "outgoing", "ringing_in", "in_call", "alerting", "ended"]
 """
@@ -70,32 +71,6 @@ class PhoneSettings:
             own_number=own_number,
             waiting_choice_s=waiting_choice_s,
         )
-
-
-DEFAULT_NO_ANSWER_S = 20
-
-
-@dataclass(frozen=True)
-class Forwarding:
-    """Where calls go instead of ringing here: every call (``always``), the calls the line cannot take
-    (``busy``), the calls not answered within ``no_answer_s`` (``no_answer``); None: not forwarded."""
-
-    always: str | None = None
-    busy: str | None = None
-    no_answer: str | None = None
-    no_answer_s: int = DEFAULT_NO_ANSWER_S
-
-    def target(self, mode: ForwardMode) -> str | None:
-        return {"always": self.always, "busy": self.busy, "no_answer": self.no_answer}[mode]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as the contract shows them (status, replies, the sim snapshot)."""
-        return {
-            "always": self.always,
-            "busy": self.busy,
-            "no_answer": self.no_answer,
-            "no_answer_s": self.no_answer_s,
-        }
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ class PhoneProcess:
                     self._client = SimClient(self.socket_path)
                     return
             time.sleep(0.05)
+        process.kill(self.proc)  # not left running behind a failed start (nothing else holds its pid)
         raise RuntimeError(f"phone did not start:\n{self.log_text()[-3000:]}")
 
     @property

@@ -118,6 +118,17 @@ def test_first_boot_offline_then_register_call_and_report(  # type: ignore[no-un
         for p in (root / "opt/deskphone/venv/lib").glob("python3*/site-packages/*.dist-info")
     }
     assert {"deskphone", "pjsua2", "pyalsaaudio", "gpiozero", "paho_mqtt"} <= installed, installed
+    # pip byte-compiled what it installed: the service's user cannot write the venv, so a module
+    # without its .pyc would be compiled again at every start (~150 ms before the REGISTER here).
+    site = next((root / "opt/deskphone/venv/lib").glob("python3*/site-packages"))
+    tag = {"bookworm": "cpython-311", "trixie": "cpython-313"}[release]
+    sources = [site / "pjsua2.py"] + [
+        p
+        for package in ("firmware", "sip_stack", "board", "configschema")
+        for p in (site / package).rglob("*.py")
+    ]
+    uncompiled = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+    assert len(sources) > 40 and not uncompiled, uncompiled
 
     # The installed service, as systemd would start it, on the host's loopback peers.
     argv, user, groups = service_command(root)

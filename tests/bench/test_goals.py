@@ -51,6 +51,14 @@ def test_limits_counters_and_the_soaks_last_row() -> None:
     assert table["RSS after the soak"] == ("46 MiB at call 500", "no")
 
 
+def test_rss_after_the_soak_is_the_settled_figure_where_the_run_has_one() -> None:
+    rows = [
+        ("soak RSS (MiB) at call 500", stat(50.0, n=1), stat(13.0, n=1)),
+        ("soak RSS (MiB) 45 s after the last call", stat(44.5, n=1), stat(13.0, n=1)),
+    ]
+    assert verdicts(rows)["RSS after the soak"] == ("44.5 MiB, idle after the soak", "yes")
+
+
 def test_the_capped_phone_is_judged_against_the_uncapped_one() -> None:
     rows = [
         ("screen pop (ms)", stat(5.0, 10.0), None),

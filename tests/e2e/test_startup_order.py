@@ -31,6 +31,9 @@ AFTER_THE_REGISTER = {
     "paho.mqtt.client",
     "ssl",
 }
+# Not imported before the REGISTER, wherever they come later: `deskphone run --config FILE` is parsed
+# without argparse, and only a config with a digit map needs the digit map's parser to check it.
+NOT_BEFORE_THE_REGISTER = {"argparse", "firmware.dialplan"}
 
 
 def test_the_register_goes_out_before_the_pins_the_state_machine_and_the_crm_bridge_are_imported(
@@ -56,7 +59,8 @@ def test_the_register_goes_out_before_the_pins_the_state_machine_and_the_crm_bri
     imported_before = set(IMPORTED.findall(before))
     imported_after = set(IMPORTED.findall(after))
     assert "pjsua2" in imported_before  # the report is there and read right
-    assert imported_before.isdisjoint(AFTER_THE_REGISTER), imported_before & AFTER_THE_REGISTER
+    not_yet = AFTER_THE_REGISTER | NOT_BEFORE_THE_REGISTER
+    assert imported_before.isdisjoint(not_yet), imported_before & not_yet
     missing = AFTER_THE_REGISTER - imported_after
     assert not missing, (
         f"no import of {missing} in the log; its lines with 'import time' after the REGISTER:\n"

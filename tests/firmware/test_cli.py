@@ -90,6 +90,21 @@ def test_run_with_a_bad_config_exits_1_with_the_errors(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_run_reports_a_bad_config_alike_however_the_command_line_is_written(tmp_path: Path) -> None:
+    # `run --config FILE` goes to the daemon without argparse; `--config=FILE` through it.
+    path = tmp_path / "deskphone.toml"
+    path.write_text(BAD)
+    results = [
+        subprocess.run(
+            [sys.executable, "-m", "firmware.cli", *args], capture_output=True, text=True, timeout=30
+        )
+        for args in (["run", "--config", str(path)], ["run", f"--config={path}"])
+    ]
+    assert [r.returncode for r in results] == [1, 1]
+    assert "sip.registrar" in results[0].stderr
+    assert results[0].stderr == results[1].stderr
+
+
 def test_the_crm_commands_are_offered_though_run_parses_without_them() -> None:
     # `run` builds its parser without the crm commands (their imports would delay the REGISTER).
     def deskphone(*args: str) -> subprocess.CompletedProcess[str]:

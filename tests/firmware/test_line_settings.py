@@ -4,8 +4,7 @@ import json
 import os
 import stat
 
-from firmware.line_settings import FILE_NAME, LineSettings, LineSettingsStore
-from firmware.phone.state import Forwarding
+from firmware.line_settings import FILE_NAME, Forwarding, LineSettings, LineSettingsStore
 
 FROM_CONFIG = LineSettings(dnd=False, forwarding=Forwarding(busy="1003"))
 BY_CRM = LineSettings(dnd=True, forwarding=Forwarding(always="0170123456", no_answer_s=10))

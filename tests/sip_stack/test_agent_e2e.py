@@ -279,6 +279,35 @@ def test_wideband_is_answered_whatever_the_order_of_the_offer(ua_factory) -> Non
         ua.hangup(incoming.call_id)
 
 
+def test_heap_is_trimmed_once_the_last_calls_transactions_are_over(
+    kamailio, baresip_factory, ua_factory, caplog, monkeypatch
+) -> None:
+    """Freed pjsip pools go back to the system once the quiet time after the last call has passed
+    (sip_stack/memory.py: glibc keeps them otherwise): once per quiet spell, never before a call ended."""
+    from sip_stack import agent
+
+    monkeypatch.setattr(agent, "QUIET_BEFORE_TRIM_S", 1.0)
+    caplog.set_level(logging.DEBUG, logger="sip_stack.agent")
+    trims = lambda: caplog.text.count("malloc_trim after the last call (pages given back: ")  # noqa: E731
+    bob = baresip_factory("bob", auto_answer=False)
+    ua, rec = ua_factory(phone_settings(kamailio))
+    rec.wait_for(RegistrationChanged, lambda e: e.registered)
+    time.sleep(2.0)  # registered and idle, no call yet: nothing to give back
+    assert trims() == 0
+    for n in (1, 2):
+        bob.dial(f"sip:phone@{kamailio.host}:{kamailio.port}")
+        rec.wait_for(IncomingCall, lambda e, n=n: len(rec.of(IncomingCall)) == n)
+        incoming = rec.of(IncomingCall)[n - 1]
+        ua.hangup(incoming.call_id, 486)
+        bob.wait_for_event("CALL_CLOSED")
+        deadline = time.monotonic() + 20
+        while trims() < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert trims() == n, caplog.text[-2000:]
+    time.sleep(2.0)
+    assert trims() == 2, "one trim per quiet spell"
+
+
 def test_max_calls_calls_ring_at_once_and_one_more_gets_486(ua_factory, monkeypatch) -> None:
     """max_calls = 12 (the limit): twelve INVITEs all ring, the thirteenth gets 486 Busy Here.
 
