@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -409,6 +410,30 @@ def _fd_pos(pid: int, fd: str) -> int:
     raise ValueError("no pos in fdinfo")
 
 
+_JITTER_LINE = re.compile(
+    r"jitter buffer: delay (\d+) ms \(min (\d+), max (\d+)\), burst (\d+) \(avg (\d+)\), prefetch (\d+); "
+    r"lost (\d+), discarded (\d+), empty (\d+)"
+)
+JITTER_FIELDS = (
+    "delay_ms",
+    "min_delay_ms",
+    "max_delay_ms",
+    "burst",
+    "avg_burst",
+    "prefetch",
+    "lost",
+    "discarded",
+    "empty",
+)
+
+
+def jitter_buffer_stats(log_text: str) -> dict[str, int] | None:
+    """pjmedia's jitter-buffer figures of the last call the phone ended (sip_stack logs them at its
+    hangup; delays in ms, the rest in 10 ms codec frames or counts), or None without such a line."""
+    found = _JITTER_LINE.findall(log_text)
+    return dict(zip(JITTER_FIELDS, map(int, found[-1]), strict=True)) if found else None
+
+
 def audio_path(
     lab: Lab, sniffer: Sniffer, seconds: float, far_pcmu: TimedBaresip, phone: PhoneProcess | None = None
 ) -> dict[str, Any]:
@@ -457,6 +482,9 @@ def audio_path(
         poller.join(2)
         sniffer.remove(watch)
     after = phone.state()
+    jitter = (
+        jitter_buffer_stats(phone.log_path.read_text(errors="replace")) if phone.log_path.exists() else None
+    )
     # The PCMs stay open across calls (the mic copy is read on, the earpiece file appended to): this
     # call's earpiece samples are those after ``ear_start``.
     # When the audio thread read each mic mark: the first look at the capture file's read position
@@ -504,6 +532,7 @@ def audio_path(
         "mic_to_rtp_ms": tx_delays,
         "rtp_to_earpiece_ms": rx_delays,
         "counters": counters,
+        "jitter_buffer": jitter,
         "onsets": {"rtp_tx": len(watch.tx), "rtp_rx": len(watch.rx), "earpiece": len(ear_times)},
         "mic_marks_read": len(mic_marks),
     }

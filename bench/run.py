@@ -324,11 +324,20 @@ def tabulate(data: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str
     if audio:
         rows.append(("audio: mic stream -> RTP sent (ms)", summary(audio["mic_to_rtp_ms"]), None))
         rows.append(("audio: RTP received -> earpiece (ms)", summary(audio["rtp_to_earpiece_ms"]), None))
+        jitter = audio.get("jitter_buffer")
+        if jitter:
+            rows.append(("audio: jitter buffer delay, pjmedia (ms)", single(float(jitter["delay_ms"])), None))
+            rows.append(("audio: jitter buffer empty reads", single(float(jitter["empty"])), None))
         c = audio["counters"]
         keys = ("audio.overruns", "audio.underruns", "audio.errors", "bridge.underruns", "bridge.overruns")
         for key in keys:
             if key in c:
                 rows.append((f"audio call {audio['call_s']:g} s: {key}", single(float(c[key])), None))
+        notes.append(
+            "Jitter buffer: pjmedia's mean fill at each tick's first read over the call (20 ms: one packet, "
+            "no reserve; 40: one packet held back) and its empty reads (gaps), from the phone's log line at "
+            "its hangup (docs/SIP.md, Earpiece budget)."
+        )
         notes.append(
             "Audio path: marked bursts in the mic file / far end's file; RTP times from a loopback sniffer "
             "(PCMU call); baresip has no comparable hook (—)."

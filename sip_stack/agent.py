@@ -712,6 +712,8 @@ class UserAgent:
         if call is None or call.ended:
             return
         call.local_hangup = True
+        if call.answered:
+            _log_jitter_buffer(call)
         prm = pj.CallOpParam(True)
         if code is not None:
             prm.statusCode = code
@@ -1044,6 +1046,34 @@ def _header(name: str, value: str) -> pj.SipHeader:
     header.hName = name
     header.hValue = value
     return header
+
+
+def _log_jitter_buffer(call: SipCall) -> None:
+    """One line of pjmedia's jitter-buffer statistics for each audio stream of a call we end (the
+    earpiece path's largest stage, docs/SIP.md "Earpiece budget"); frames are the codec's (10 ms for
+    G.711 and G.722)."""
+    try:
+        info = call.getInfo()  # kept: info.media is a view into it
+        for i, m in enumerate(info.media):
+            if m.type != pj.PJMEDIA_TYPE_AUDIO or m.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            jb = call.getStreamStat(i).jbuf
+            logger.info(
+                "call %s: jitter buffer: delay %d ms (min %d, max %d), burst %d (avg %d), prefetch %d; "
+                "lost %d, discarded %d, empty %d",
+                call.call_id,
+                jb.avgDelayMsec,
+                jb.minDelayMsec,
+                jb.maxDelayMsec,
+                jb.burst,
+                jb.avgBurst,
+                jb.prefetch,
+                jb.lost,
+                jb.discard,
+                jb.empty,
+            )
+    except Exception as exc:
+        logger.debug("call %s: no stream statistics: %s", call.call_id, _error_text(exc))
 
 
 def _yes(released: bool | None) -> str:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from bench.measure import jitter_buffer_stats
 from lab.servers.audio import dominant_frequency, loudest_stretch, read_wav, rms_dbfs, sine_frames
 from lab.servers.ports import free_port
 from sip_stack import admission
@@ -99,7 +100,8 @@ def test_tcp_registration_and_call(kamailio, baresip_factory, ua_factory) -> Non
     bob.wait_for_event("CALL_CLOSED")
 
 
-def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua_factory) -> None:
+def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua_factory, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="sip_stack.agent")
     bob = baresip_factory("bob", auto_answer=True)
     ua, rec = ua_factory(phone_settings(kamailio))
     rec.wait_for(RegistrationChanged, lambda e: e.registered)
@@ -122,6 +124,14 @@ def test_outgoing_call_audio_dtmf_and_local_hangup(kamailio, baresip_factory, ua
     assert ended.call_id == "c1" and ended.by_remote is False
     bob.wait_for_event("CALL_CLOSED")
     earpiece = alsa.finish()
+    # The call's jitter-buffer statistics, taken before the hangup took the stream away (frames went
+    # through it; a stream already gone reads as zeros), in the shape the bench reads.
+    jitter = [r.getMessage() for r in caplog.records if r.getMessage().startswith("call c1: jitter buffer: ")]
+    assert len(jitter) == 1
+    stats = jitter_buffer_stats(jitter[0])
+    assert stats is not None and stats["delay_ms"] > 0 and stats["max_delay_ms"] >= stats["min_delay_ms"], (
+        jitter[0]
+    )
 
     assert bob.received_dtmf() == "12#"
 
