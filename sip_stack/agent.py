@@ -903,11 +903,11 @@ class UserAgent:
             if call.ended:
                 continue
             try:
-                media = call.getInfo().media
+                info = call.getInfo()  # kept: info.media is a view into it
             except Exception as exc:  # pjsua2.Error is not an Exception subclass in every build
                 logger.debug("call %s: no info: %s", call.call_id, _error_text(exc))
                 continue
-            count += sum(1 for m in media if m.type == pj.PJMEDIA_TYPE_AUDIO and m.audioConfSlot >= 0)
+            count += sum(1 for m in info.media if m.type == pj.PJMEDIA_TYPE_AUDIO and m.audioConfSlot >= 0)
         return count
 
     def _route_call_audio(self, call: SipCall) -> None:
