@@ -343,8 +343,10 @@ def soak(
             _, rss, fds = proc_stat(pid)
             samples[i] = (rss, fds)
     time.sleep(max(2.0, settle_s))
-    settled = {"rss_settled_mib": round(proc_stat(pid)[1] / 1024, 1)} if settle_s else {}
-    settled |= {f"rss_settled_{part}": mib for part, mib in rss_split(pid).items()} if settle_s else {}
+    settled: dict[str, float] = {}
+    if settle_s:
+        settled["rss_settled_mib"] = round(proc_stat(pid)[1] / 1024, 1)
+        settled |= {f"rss_settled_{part}": mib for part, mib in rss_split(pid).items()}
     msgs: list[Message] = crm.find(ended, start_mark)
     if system == "ours":
         per_call: dict[str, set[str]] = {}

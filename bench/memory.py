@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
     scratch = Path(tempfile.mkdtemp(prefix="deskphone-bench-memory-"))
-    # As long as bench.run --quick's: with 60 s files the phone refused every call after ~61 quick
-    # screen-pop cycles (pjsua "Add port ... PJ_ETOOMANY", 488), with 240 s and 700 s files it did not.
-    lab = Lab(scratch, mic_seconds=240.0)
+    lab = Lab(scratch, mic_seconds=240.0)  # as long as bench.run --quick's
     try:
         lab.start()
         for name in args.variants:

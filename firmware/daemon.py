@@ -262,9 +262,9 @@ class Daemon:
         self._state = state
         if self.control is not None:
             self.control.notify_changed()
-        self._keep_line_settings(state)
-        settings = LineSettings(state.dnd, state.forwarding).as_dict()
-        status = (state.registered, AVAILABILITY.get(state.mode, state.mode), settings)
+        line = LineSettings.of(state)
+        self._keep_line_settings(line)
+        status = (state.registered, AVAILABILITY.get(state.mode, state.mode), line.as_dict())
         if self.bridge is not None and status != self._published_status:
             self._published_status = status
             self.bridge.update_status(
@@ -283,11 +283,8 @@ class Daemon:
         )
         return LineSettings(dnd=self.config.sip.do_not_disturb, forwarding=forwarding)
 
-    def _keep_line_settings(self, state: PhoneState) -> None:
+    def _keep_line_settings(self, settings: LineSettings) -> None:
         """Write forwarding and DND to disk when a command changed them (core thread)."""
-        from firmware.line_settings import LineSettings
-
-        settings = LineSettings(state.dnd, state.forwarding)
         if self._line_settings is not None and settings != self._kept_settings:
             self._kept_settings = settings
             self._line_settings.save(settings)
@@ -412,7 +409,7 @@ class Daemon:
         def status() -> PhoneStatus:
             state = self._state
             mode = state.mode if state else "idle"
-            line = LineSettings(state.dnd, state.forwarding) if state else self._kept_settings
+            line = LineSettings.of(state) if state else self._kept_settings
             return PhoneStatus(
                 registered=bool(state and state.registered),
                 state=AVAILABILITY.get(mode, mode),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from firmware.commands import ForwardMode
+    from firmware.phone.state import PhoneState
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class Forwarding:
 class LineSettings:
     dnd: bool
     forwarding: Forwarding
+
+    @classmethod
+    def of(cls, state: PhoneState) -> LineSettings:
+        return cls(state.dnd, state.forwarding)
 
     def as_dict(self) -> dict[str, Any]:
         """Forwarding and do-not-disturb as the CRM sees them (replies, status)."""

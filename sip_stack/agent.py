@@ -140,6 +140,7 @@ class UserAgent:
         self._idle_ports = 0  # conference ports with no call: the master port, ours, the tone generator
         self._clock_look_at: float | None = None  # the clock ticks on until the bridge has drained
         self._draining_since: float | None = None
+        self._drain_given_up = False  # ports stayed past _CLOCK_DRAIN_MAX_S: warned, until audio flows again
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
@@ -864,6 +865,7 @@ class UserAgent:
         )
         if audio:
             self._draining_since = self._clock_look_at = None
+            self._drain_given_up = False
         wanted = audio or self._bridge_draining()
         if wanted == self._media_clock_running:
             return
@@ -884,14 +886,16 @@ class UserAgent:
         ports = self._ep.mediaActivePorts()
         if ports <= self._idle_ports or ports <= self._idle_ports + self._live_call_ports():
             self._draining_since = None
+            self._drain_given_up = False
+            return False
+        if self._drain_given_up:
             return False
         now = time.monotonic()
         if self._draining_since is None:
             self._draining_since = now
         elif now - self._draining_since >= _CLOCK_DRAIN_MAX_S:
-            if self._draining_since != -math.inf:
-                logger.warning("%d conference ports left after the media clock drained the bridge", ports)
-                self._draining_since = -math.inf  # given up until audio flows again
+            logger.warning("%d conference ports left after the media clock drained the bridge", ports)
+            self._drain_given_up = True
             return False
         self._clock_look_at = now + _CLOCK_DRAIN_LOOK_S
         return True

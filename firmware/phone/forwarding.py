@@ -41,7 +41,7 @@ Result = tuple[PhoneState, list[Effect]]
 
 def settings_view(state: PhoneState) -> dict[str, object]:
     """Forwarding and do-not-disturb as the CRM sees them (replies, status)."""
-    return LineSettings(state.dnd, state.forwarding).as_dict()
+    return LineSettings.of(state).as_dict()
 
 
 def forward_always(state: PhoneState, inp: IncomingCall, now: datetime) -> list[Effect] | None:

@@ -15,6 +15,7 @@ import pytest
 from bench.measure import jitter_buffer_stats
 from lab.servers.audio import dominant_frequency, loudest_stretch, read_wav, rms_dbfs, sine_frames
 from lab.servers.ports import free_port
+from lab.waiting import wait_until
 from sip_stack import admission
 from sip_stack.admission import MAX_CALLS_LIMIT
 from sip_stack.events import (
@@ -300,9 +301,7 @@ def test_heap_is_trimmed_once_the_last_calls_transactions_are_over(
         incoming = rec.of(IncomingCall)[n - 1]
         ua.hangup(incoming.call_id, 486)
         bob.wait_for_event("CALL_CLOSED")
-        deadline = time.monotonic() + 20
-        while trims() < n and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda n=n: trims() >= n, 20, f"heap trim after call {n}", 0.1)
         assert trims() == n, caplog.text[-2000:]
     time.sleep(2.0)
     assert trims() == 2, "one trim per quiet spell"

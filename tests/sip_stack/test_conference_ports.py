@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
+from lab.waiting import wait_until
 from sip_stack.events import CallAnswered, CallEnded, IncomingCall, RegistrationChanged
 from tests.sip_stack.conftest import phone_settings
 
@@ -35,15 +35,6 @@ def conference_ports(ua) -> list[str]:
     return names
 
 
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.05)
-    return True
-
-
 @pytest.mark.parametrize(
     ("routed", "calls"), [(True, QUICK_CALLS), (False, 4)], ids=["routed", "never-routed"]
 )
@@ -59,7 +50,7 @@ def test_calls_shorter_than_a_media_tick_leave_no_conference_port(
     assert not any(name.startswith("sip:") for name in idle)
     uri = f"sip:phone@{kamailio.host}:{kamailio.port}"
     for n in range(calls):
-        threading.Event().wait(ADMISSION_SPACING_S)
+        time.sleep(ADMISSION_SPACING_S)  # pacing, not waiting for anything
         bob.dial(uri)
         incoming = rec.wait_for(IncomingCall, lambda e, n=n: e.call_id == f"in-{n + 1}")
         ua.answer(incoming.call_id)
@@ -72,8 +63,9 @@ def test_calls_shorter_than_a_media_tick_leave_no_conference_port(
         bob.wait_for_event("CALL_CLOSED")
         if routed:
             ua.route_audio(None, microphone=False)
-        assert wait_until(lambda: conference_ports(ua) == idle, 5), (
-            f"call {n + 1}: the bridge holds {conference_ports(ua)}, with no call {idle}"
-        )
+        try:
+            wait_until(lambda: conference_ports(ua) == idle, 5, "bridge back to its idle ports", 0.05)
+        except TimeoutError:
+            pytest.fail(f"call {n + 1}: the bridge holds {conference_ports(ua)}, with no call {idle}")
     # ... and the media clock still stops once nothing has audio.
-    assert wait_until(lambda: not ua.audio.wait_for_media(0), 5)
+    wait_until(lambda: not ua.audio.wait_for_media(0), 5, "the media clock's stop", 0.05)
